@@ -1,0 +1,2 @@
+// NIfTI, the ACDC loader and the synthetic phantom.
+import Reference

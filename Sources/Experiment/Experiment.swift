@@ -1,0 +1,2 @@
+// The paper protocol.
+import Reference

@@ -1,0 +1,2 @@
+// The optimized twin of Reference: see OptimizedBackend.swift.
+import Reference

@@ -1,0 +1,108 @@
+import Foundation
+
+/// A subcommand of `verify`.
+protocol VerifyCommand {
+  static var name: String { get }
+  static var summary: String { get }
+  /// Accepted options: name without dashes, and whether it takes a value.
+  static var options: [OptionSpec] { get }
+  /// Full help text.
+  static var help: String { get }
+  static func run(_ options: inout Options) throws
+}
+
+struct OptionSpec {
+  let name: String
+  let takesValue: Bool
+  init(_ name: String, value: Bool) {
+    self.name = name
+    self.takesValue = value
+  }
+}
+
+/// An error for the user: printed on one line, with a non-zero exit.
+struct VerifyError: Error {
+  let message: String
+  let exitCode: Int32
+  init(_ message: String, exitCode: Int32 = 1) {
+    self.message = message
+    self.exitCode = exitCode
+  }
+}
+
+/// Parsed `--name value` and `--flag` options. Unknown or repeated options are errors.
+struct Options {
+  private var values: [String: String] = [:]
+  private var flags: Set<String> = []
+  private(set) var positional: [String] = []
+
+  init(_ arguments: [String], spec: [OptionSpec]) throws {
+    var i = 0
+    while i < arguments.count {
+      let arg = arguments[i]
+      if arg.hasPrefix("--") {
+        var key = String(arg.dropFirst(2))
+        var inline: String?
+        if let eq = key.firstIndex(of: "=") {
+          inline = String(key[key.index(after: eq)...])
+          key = String(key[..<eq])
+        }
+        if key == "help" {
+          flags.insert("help")
+        } else if let option = spec.first(where: { $0.name == key }) {
+          if values[key] != nil || flags.contains(key) { throw VerifyError("option --\(key) given twice", exitCode: 64) }
+          if option.takesValue {
+            if let inline {
+              values[key] = inline
+            } else {
+              guard i + 1 < arguments.count, !arguments[i + 1].hasPrefix("--") else {
+                throw VerifyError("option --\(key) needs a value", exitCode: 64)
+              }
+              values[key] = arguments[i + 1]
+              i += 1
+            }
+          } else {
+            if inline != nil { throw VerifyError("option --\(key) takes no value", exitCode: 64) }
+            flags.insert(key)
+          }
+        } else {
+          throw VerifyError("unknown option --\(key) (see --help)", exitCode: 64)
+        }
+      } else {
+        positional.append(arg)
+      }
+      i += 1
+    }
+  }
+
+  func flag(_ name: String) -> Bool { flags.contains(name) }
+  func string(_ name: String) -> String? { values[name] }
+
+  func int(_ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+    guard let text = values[name] else { return value }
+    guard let parsed = Int(text), range.contains(parsed) else {
+      throw VerifyError("--\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'", exitCode: 64)
+    }
+    return parsed
+  }
+
+  func double(_ name: String, default value: Double, range: ClosedRange<Double>) throws -> Double {
+    guard let text = values[name] else { return value }
+    guard let parsed = Double(text), parsed.isFinite, range.contains(parsed) else {
+      throw VerifyError("--\(name) must be a number in \(range.lowerBound)...\(range.upperBound), got '\(text)'", exitCode: 64)
+    }
+    return parsed
+  }
+
+  func uint64(_ name: String, default value: UInt64) throws -> UInt64 {
+    guard let text = values[name] else { return value }
+    guard let parsed = UInt64(text) else {
+      throw VerifyError("--\(name) must be a non-negative integer, got '\(text)'", exitCode: 64)
+    }
+    return parsed
+  }
+
+  func requireNoPositional(_ command: String) throws {
+    if let extra = positional.first { throw VerifyError("unexpected argument '\(extra)'", exitCode: 64) }
+  }
+}

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 swift build -c release --product verify
-swift test -c release -Xswiftc -enable-testing "$@"
+swift test -c release "$@"

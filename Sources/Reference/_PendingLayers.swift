@@ -1,7 +1,5 @@
-// Temporary: signatures still being written. Each function moves to its own file when implemented,
-// and this file is deleted when empty. Nothing here may land.
-
-// MARK: - Layers (reference layers)
+// Temporary placeholders for signatures still being written; each function moves to its own file
+// when implemented, and this file is deleted when empty. Nothing here may land.
 
 public func conv3x3Forward(input: Tensor<Double>, weight: [Double], outputChannels: Int) -> Tensor<Double> { fatalError("pending") }
 public func conv3x3Backward(input: Tensor<Double>, weight: [Double], gradOutput: Tensor<Double>) -> (gradInput: Tensor<Double>, gradWeight: [Double]) { fatalError("pending") }
@@ -19,12 +17,3 @@ public func concatChannels(_ first: Tensor<Double>, _ second: Tensor<Double>) ->
 public func splitChannels(_ tensor: Tensor<Double>, firstChannels: Int) -> (Tensor<Double>, Tensor<Double>) { fatalError("pending") }
 public func softDiceLoss(logits: Tensor<Double>, labels: [UInt8]) -> (loss: Double, gradLogits: Tensor<Double>) { fatalError("pending") }
 public func adamUpdate(values: inout [Double], gradients: [Double], firstMoment: inout [Double], secondMoment: inout [Double], range: Range<Int>, learningRate: Double, hyper: AdamHyperparameters, step: Int) { fatalError("pending") }
-
-// MARK: - Objective (augmentations, warp, losses)
-
-public func warpForward(input: Tensor<Double>, affines: [Affine2D]) -> Tensor<Double> { fatalError("pending") }
-public func warpBackward(gradOutput: Tensor<Double>, affines: [Affine2D]) -> Tensor<Double> { fatalError("pending") }
-public func l2NormalizeForward(input: Tensor<Double>) -> Tensor<Double> { fatalError("pending") }
-public func l2NormalizeBackward(input: Tensor<Double>, gradOutput: Tensor<Double>) -> Tensor<Double> { fatalError("pending") }
-public func infoNCE(z: Tensor<Double>, zPrime: Tensor<Double>, temperature: Double) -> (loss: Double, gradZ: Tensor<Double>, gradZPrime: Tensor<Double>) { fatalError("pending") }
-public func barlowTwins(z: Tensor<Double>, zPrime: Tensor<Double>, lambda: Double) -> (loss: Double, gradZ: Tensor<Double>, gradZPrime: Tensor<Double>) { fatalError("pending") }

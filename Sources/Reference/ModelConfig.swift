@@ -57,7 +57,7 @@ public struct ModelConfig: Hashable, Sendable, Codable {
     widths: [8, 16, 32], features: 16, imageSize: 32, projectionHidden: 32, projectionOutput: 32)
   /// A model small enough for finite differences in a debug build.
   public static let tiny = ModelConfig(
-    widths: [2, 4], features: 3, imageSize: 4, projectionHidden: 3, projectionOutput: 3)
+    widths: [2, 4, 8], features: 3, imageSize: 4, projectionHidden: 3, projectionOutput: 3)
 
   /// Presets by name.
   public static let presets: [(name: String, config: ModelConfig)] = [

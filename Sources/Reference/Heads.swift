@@ -1,0 +1,55 @@
+/// Activations the projection head's backward needs.
+public struct ProjectionTape<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
+  public var input: Tensor<Scalar>
+  public var hidden: Tensor<Scalar>
+  public var norm: BatchNormSaved<Scalar>
+  public var relu: Tensor<Scalar>
+  /// g(f(x)): (N, projectionOutput, S, S).
+  public var output: Tensor<Scalar>
+}
+
+extension Pix2RepNetwork {
+  // MARK: - Projection head g
+
+  /// g: 1x1 conv D -> hidden (net.0) -> BatchNorm (net.1) -> ReLU -> 1x1 conv hidden -> out (net.3).
+  public mutating func projectionForward(_ features: Tensor<Scalar>, training: Bool) -> ProjectionTape<Scalar> {
+    let hidden = backend.conv1x1Forward(
+      input: features, weight: parameter("net.0.weight"), bias: parameter("net.0.bias"))
+    let (normed, saved) = batchNorm("net.1", hidden, training: training)
+    let relu = backend.reluForward(input: normed)
+    let output = backend.conv1x1Forward(input: relu, weight: parameter("net.3.weight"), bias: parameter("net.3.bias"))
+    return ProjectionTape(input: features, hidden: hidden, norm: saved, relu: relu, output: output)
+  }
+
+  /// Backward of g; adds parameter gradients and returns dL/dfeatures.
+  public func projectionBackward(
+    _ tape: ProjectionTape<Scalar>, gradOutput: Tensor<Scalar>, gradients: inout [Scalar]
+  ) -> Tensor<Scalar> {
+    let last = backend.conv1x1Backward(input: tape.relu, weight: parameter("net.3.weight"), gradOutput: gradOutput)
+    accumulate(last.gradWeight, into: &gradients, "net.3.weight")
+    accumulate(last.gradBias, into: &gradients, "net.3.bias")
+    var grad = backend.reluBackward(output: tape.relu, gradOutput: last.gradInput)
+    grad = batchNormBackward("net.1", input: tape.hidden, saved: tape.norm, gradOutput: grad, gradients: &gradients)
+    let first = backend.conv1x1Backward(input: tape.input, weight: parameter("net.0.weight"), gradOutput: grad)
+    accumulate(first.gradWeight, into: &gradients, "net.0.weight")
+    accumulate(first.gradBias, into: &gradients, "net.0.bias")
+    return first.gradInput
+  }
+
+  // MARK: - Segmentation head
+
+  /// Class logits (N, classes, S, S) from features (N, D, S, S): one 1x1 convolution with bias.
+  public func segmentationForward(_ features: Tensor<Scalar>) -> Tensor<Scalar> {
+    backend.conv1x1Forward(input: features, weight: parameter("conv.weight"), bias: parameter("conv.bias"))
+  }
+
+  /// Backward of the segmentation head; adds its gradients and returns dL/dfeatures.
+  public func segmentationBackward(
+    features: Tensor<Scalar>, gradLogits: Tensor<Scalar>, gradients: inout [Scalar]
+  ) -> Tensor<Scalar> {
+    let g = backend.conv1x1Backward(input: features, weight: parameter("conv.weight"), gradOutput: gradLogits)
+    accumulate(g.gradWeight, into: &gradients, "conv.weight")
+    accumulate(g.gradBias, into: &gradients, "conv.bias")
+    return g.gradInput
+  }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Reference
+
+// MARK: - BatchNorm2d
+
+/// Optimized twin of `Reference.batchNormForward`: BatchNorm2d, eps 1e-5, momentum 0.1.
+/// input: (N, C, H, W), W fastest; weight, bias, runningMean, runningVariance: (C).
+///
+/// Parallel over channels (each channel's statistics, running statistics and output planes belong
+/// to one iteration). Sums run in Float with four 8-lane accumulators per plane, planes combined in
+/// Double in image order; the variance is two-pass like the reference's. The output is computed as
+/// `in · scale + shift` with `scale = inverseStd · weight`, `shift = bias - mean · scale`. Differs
+/// from the reference only in precision and summation order; bitwise deterministic for any `workers`.
+public func batchNormForward(
+  input: Tensor<Float>, weight: [Float], bias: [Float],
+  runningMean: inout [Float], runningVariance: inout [Float], training: Bool, workers: Int
+) -> (output: Tensor<Float>, saved: BatchNormSaved<Float>) {
+  checkWorkers(workers)
+  let s = input.shape
+  precondition(
+    weight.count == s.c && bias.count == s.c && runningMean.count == s.c && runningVariance.count == s.c,
+    "batchNormForward: parameter counts differ from \(s.c) channels")
+  let m = s.n * s.h * s.w
+  precondition(!training || m > 1, "batchNormForward: training needs more than 1 value per channel, got \(m)")
+  let plane = s.h * s.w
+  var mean = [Float](repeating: 0, count: s.c)
+  var inverseStd = [Float](repeating: 0, count: s.c)
+  let output = makeArray(s.count) { out in
+    input.data.withUnsafeBufferPointer { xBuffer in
+      mean.withUnsafeMutableBufferPointer { meanBuffer in
+        inverseStd.withUnsafeMutableBufferPointer { stdBuffer in
+          runningMean.withUnsafeMutableBufferPointer { rmBuffer in
+            runningVariance.withUnsafeMutableBufferPointer { rvBuffer in
+              weight.withUnsafeBufferPointer { wBuffer in
+                bias.withUnsafeBufferPointer { bBuffer in
+                  // Disjoint writes: iteration c writes channel c's statistics and output planes.
+                  nonisolated(unsafe) let x = xBuffer.baseAddress!
+                  nonisolated(unsafe) let meanOut = meanBuffer.baseAddress!, stdOut = stdBuffer.baseAddress!
+                  nonisolated(unsafe) let rm = rmBuffer.baseAddress!, rv = rvBuffer.baseAddress!
+                  nonisolated(unsafe) let w = wBuffer.baseAddress!, b = bBuffer.baseAddress!
+                  nonisolated(unsafe) let y = out
+                  parallelFor(s.c, workers: workers) { c in
+                    var mu: Double, invStd: Double
+                    if training {
+                      var sum = 0.0
+                      for n in 0..<s.n { sum += Double(planeSum(x + (n * s.c + c) * plane, count: plane)) }
+                      mu = sum / Double(m)
+                      var squares = 0.0
+                      for n in 0..<s.n {
+                        squares += Double(planeSquaredDeviations(x + (n * s.c + c) * plane, count: plane, mean: Float(mu)))
+                      }
+                      let momentum = BatchNormConstants.momentum
+                      rm[c] = Float((1 - momentum) * Double(rm[c]) + momentum * mu)
+                      rv[c] = Float((1 - momentum) * Double(rv[c]) + momentum * squares / Double(m - 1))
+                      invStd = 1 / (squares / Double(m) + BatchNormConstants.epsilon).squareRoot()
+                    } else {
+                      mu = Double(rm[c])
+                      invStd = 1 / (Double(rv[c]) + BatchNormConstants.epsilon).squareRoot()
+                    }
+                    meanOut[c] = Float(mu)
+                    stdOut[c] = Float(invStd)
+                    let scale = invStd * Double(w[c])
+                    let shift = Vec8(repeating: Float(Double(b[c]) - mu * scale))
+                    let scaleVector = Vec8(repeating: Float(scale))
+                    for n in 0..<s.n {
+                      let offset = (n * s.c + c) * plane
+                      mapPlane(x + offset, y + offset, count: plane) { $0 * scaleVector + shift }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return (Tensor(shape: s, data: output), BatchNormSaved(mean: mean, inverseStd: inverseStd, training: training))
+}
+
+/// Optimized twin of `Reference.batchNormBackward`. Returns gradInput (N, C, H, W), gradWeight (C)
+/// and gradBias (C); training mode differentiates through the batch statistics, evaluation mode
+/// treats them as constants.
+///
+/// Parallel over channels, sums as in the forward. Differs from the reference only in precision and
+/// summation order; bitwise deterministic for any `workers`.
+public func batchNormBackward(
+  input: Tensor<Float>, weight: [Float], saved: BatchNormSaved<Float>, gradOutput: Tensor<Float>, workers: Int
+) -> (gradInput: Tensor<Float>, gradWeight: [Float], gradBias: [Float]) {
+  checkWorkers(workers)
+  let s = input.shape
+  gradOutput.checkShape(s, "batchNormBackward gradOutput")
+  precondition(
+    weight.count == s.c && saved.mean.count == s.c && saved.inverseStd.count == s.c,
+    "batchNormBackward: parameter counts differ from \(s.c) channels")
+  let plane = s.h * s.w
+  let m = Double(s.n * plane)
+  var gradWeight = [Float](repeating: 0, count: s.c)
+  var gradBias = [Float](repeating: 0, count: s.c)
+  let training = saved.training
+  let gradInput = makeArray(s.count) { out in
+    input.data.withUnsafeBufferPointer { xBuffer in
+      gradOutput.data.withUnsafeBufferPointer { gBuffer in
+        gradWeight.withUnsafeMutableBufferPointer { gwBuffer in
+          gradBias.withUnsafeMutableBufferPointer { gbBuffer in
+            saved.mean.withUnsafeBufferPointer { meanBuffer in
+              saved.inverseStd.withUnsafeBufferPointer { stdBuffer in
+                weight.withUnsafeBufferPointer { wBuffer in
+                  // Disjoint writes: iteration c writes channel c's gradients and planes.
+                  nonisolated(unsafe) let x = xBuffer.baseAddress!, g = gBuffer.baseAddress!
+                  nonisolated(unsafe) let gw = gwBuffer.baseAddress!, gb = gbBuffer.baseAddress!
+                  nonisolated(unsafe) let meanIn = meanBuffer.baseAddress!, stdIn = stdBuffer.baseAddress!
+                  nonisolated(unsafe) let w = wBuffer.baseAddress!
+                  nonisolated(unsafe) let dx = out
+                  parallelFor(s.c, workers: workers) { c in
+                    let mu = meanIn[c], invStd = stdIn[c]
+                    var sumGrad = 0.0, sumGradXHat = 0.0
+                    for n in 0..<s.n {
+                      let offset = (n * s.c + c) * plane
+                      let (a, b) = planeGradientSums(x + offset, g + offset, count: plane, mean: mu)
+                      sumGrad += Double(a)
+                      sumGradXHat += Double(b) * Double(invStd)
+                    }
+                    gb[c] = Float(sumGrad)
+                    gw[c] = Float(sumGradXHat)
+                    let scale = Double(w[c]) * Double(invStd)
+                    if training {
+                      // gradIn = scale · (g - sumGrad / m - (x - mean) · invStd · sumGradXHat / m)
+                      let k = Vec8(repeating: Float(scale))
+                      let offsetTerm = Vec8(repeating: Float(sumGrad / m))
+                      let slope = Vec8(repeating: Float(Double(invStd) * sumGradXHat / m))
+                      let center = Vec8(repeating: mu)
+                      for n in 0..<s.n {
+                        let offset = (n * s.c + c) * plane
+                        mapPlanes(x + offset, g + offset, dx + offset, count: plane) { xv, gv in
+                          k * (gv - offsetTerm - (xv - center) * slope)
+                        }
+                      }
+                    } else {
+                      let k = Vec8(repeating: Float(scale))
+                      for n in 0..<s.n {
+                        let offset = (n * s.c + c) * plane
+                        mapPlane(g + offset, dx + offset, count: plane) { $0 * k }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return (Tensor(shape: s, data: gradInput), gradWeight, gradBias)
+}
+
+// MARK: - Plane loops
+
+/// sum of (x - mean)² over a plane, four 8-lane accumulators combined in a fixed order.
+@inline(__always)
+func planeSquaredDeviations(_ p: UnsafePointer<Float>, count: Int, mean: Float) -> Float {
+  let mu = Vec8(repeating: mean)
+  var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
+  var i = 0
+  while i + 32 <= count {
+    let d0 = load8(p + i) - mu, d1 = load8(p + i + 8) - mu
+    let d2 = load8(p + i + 16) - mu, d3 = load8(p + i + 24) - mu
+    a0.addProduct(d0, d0); a1.addProduct(d1, d1); a2.addProduct(d2, d2); a3.addProduct(d3, d3)
+    i += 32
+  }
+  while i + 8 <= count {
+    let d = load8(p + i) - mu
+    a0.addProduct(d, d)
+    i += 8
+  }
+  var total = laneSum((a0 + a1) + (a2 + a3))
+  while i < count {
+    let d = p[i] - mean
+    total += d * d
+    i += 1
+  }
+  return total
+}
+
+/// (sum g, sum g · (x - mean)) over a plane.
+@inline(__always)
+func planeGradientSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, count: Int, mean: Float) -> (Float, Float) {
+  let mu = Vec8(repeating: mean)
+  var s0 = Vec8(), s1 = Vec8(), t0 = Vec8(), t1 = Vec8()
+  var i = 0
+  while i + 16 <= count {
+    let g0 = load8(g + i), g1 = load8(g + i + 8)
+    s0 += g0
+    s1 += g1
+    t0.addProduct(g0, load8(x + i) - mu)
+    t1.addProduct(g1, load8(x + i + 8) - mu)
+    i += 16
+  }
+  var sum = laneSum(s0 + s1), dot = laneSum(t0 + t1)
+  while i < count {
+    sum += g[i]
+    dot += g[i] * (x[i] - mean)
+    i += 1
+  }
+  return (sum, dot)
+}
+
+/// out[i] = f(x[i]) in 8-lane steps (a scalar tail goes through the same f).
+@inline(__always)
+func mapPlane(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int, _ f: (Vec8) -> Vec8) {
+  var i = 0
+  while i + 8 <= count {
+    store8(f(load8(x + i)), out + i)
+    i += 8
+  }
+  if i < count { store8(f(loadPartial(x + i, lanes: count - i)), out + i, lanes: count - i) }
+}
+
+/// out[i] = f(a[i], b[i]) in 8-lane steps.
+@inline(__always)
+func mapPlanes(
+  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
+  _ f: (Vec8, Vec8) -> Vec8
+) {
+  var i = 0
+  while i + 8 <= count {
+    store8(f(load8(a + i), load8(b + i)), out + i)
+    i += 8
+  }
+  if i < count {
+    let lanes = count - i
+    store8(f(loadPartial(a + i, lanes: lanes), loadPartial(b + i, lanes: lanes)), out + i, lanes: lanes)
+  }
+}

@@ -1,0 +1,331 @@
+import Reference
+
+// The 3x3 convolution (stride 1, zero padding 1, no bias) as a direct, register-blocked
+// implicit GEMM. The input is copied once into zero-padded planes whose rows are wide enough
+// that every 8-lane load of a 3x3 window stays inside its own row; a micro-kernel then computes
+// 4 output channels x 24 pixels (three 8-pixel row segments, which may sit on different rows)
+// over all input channels and taps. The input gradient is the same kernel on the padded output
+// gradient with transposed, flipped weights. The weight gradient reduces over pixels in fixed
+// chunks, combined in chunk order.
+
+// MARK: - Padded planes
+
+/// Geometry of zero-padded planes: plane p holds value (y, x) at `p * planeStride + (y + 1) *
+/// rowStride + x + 1`. `rowStride = roundUp(W, 8) + 2`, so columns W + 1 ..< rowStride are zero and
+/// an 8-lane segment starting at a multiple of 8 never reads the next row. `slack` zeros follow the
+/// last plane.
+struct PaddedGeometry {
+  let height: Int
+  let width: Int
+  let rowStride: Int
+  let planeStride: Int
+  static let slack = 16
+
+  init(height: Int, width: Int) {
+    self.height = height
+    self.width = width
+    rowStride = roundUp(width, 8) + 2
+    planeStride = (height + 2) * rowStride
+  }
+
+  /// 8-lane segments per row.
+  var segmentsPerRow: Int { (width + 7) / 8 }
+
+  func count(planes: Int) -> Int { planes * planeStride + Self.slack }
+}
+
+/// Writes a zero-padded copy of `planes` planes of (H, W) from `source` into `padded`.
+/// Parallel over planes; each plane (and the slack, written by the caller's thread) is owned by
+/// one iteration.
+func padPlanes(
+  _ source: UnsafePointer<Float>, planes: Int, geometry g: PaddedGeometry,
+  into padded: UnsafeMutablePointer<Float>, workers: Int
+) {
+  // Disjoint writes: plane p writes padded[p * planeStride ..< (p + 1) * planeStride] only.
+  nonisolated(unsafe) let src = source
+  nonisolated(unsafe) let dst = padded
+  parallelFor(planes, workers: workers) { p in
+    let out = dst + p * g.planeStride
+    out.update(repeating: 0, count: g.rowStride)
+    let input = src + p * g.height * g.width
+    for y in 0..<g.height {
+      let row = out + (y + 1) * g.rowStride
+      row[0] = 0
+      row.advanced(by: 1).update(from: input + y * g.width, count: g.width)
+      (row + g.width + 1).update(repeating: 0, count: g.rowStride - g.width - 1)
+    }
+    (out + (g.height + 1) * g.rowStride).update(repeating: 0, count: g.rowStride)
+  }
+  (padded + planes * g.planeStride).update(repeating: 0, count: PaddedGeometry.slack)
+}
+
+// MARK: - Forward (and the input gradient)
+
+/// Packs 3x3 weights into blocks of 4 output rows: `packed[block][k][t][m]`, with `k` the
+/// reduction channel, `t = ky * 3 + kx`, and zeros for rows past the end.
+///
+/// - `flipTranspose == false`: rows are output channels o, `packed = weight[o, k, t]` (forward).
+/// - `flipTranspose == true`: rows are input channels c, `k` runs over output channels o, and
+///   `packed = weight[o, c, 8 - t]` (the input gradient is this convolution of the output gradient).
+func packConv3x3Weights(_ weight: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, flipTranspose: Bool)
+  -> [Float]
+{
+  let rows = flipTranspose ? inputChannels : outputChannels
+  let depth = flipTranspose ? outputChannels : inputChannels
+  let blocks = (rows + 3) / 4
+  var packed = [Float](repeating: 0, count: blocks * depth * 9 * 4)
+  for row in 0..<rows {
+    let block = row / 4, m = row % 4
+    for k in 0..<depth {
+      for t in 0..<9 {
+        let source = flipTranspose ? (k * inputChannels + row) * 9 + (8 - t) : (row * inputChannels + k) * 9 + t
+        packed[((block * depth + k) * 9 + t) * 4 + m] = weight[source]
+      }
+    }
+  }
+  return packed
+}
+
+/// One 4-channel x 3-segment tile over all `depth` reduction channels and 9 taps.
+/// `s0`, `s1`, `s2` point at the top-left window corner of each segment in the padded input.
+@inline(__always)
+func conv3x3Tile(
+  _ packed: UnsafePointer<Float>, depth: Int, geometry g: PaddedGeometry,
+  _ s0: UnsafePointer<Float>, _ s1: UnsafePointer<Float>, _ s2: UnsafePointer<Float>
+) -> Tile4x3 {
+  var acc = Tile4x3()
+  var w = packed
+  var p0 = s0, p1 = s1, p2 = s2
+  let r = g.rowStride
+  for _ in 0..<depth {
+    for ky in 0..<3 {
+      let o = ky * r
+      acc.broadcastStep(w, load8(p0 + o), load8(p1 + o), load8(p2 + o))
+      acc.broadcastStep(w + 4, load8(p0 + o + 1), load8(p1 + o + 1), load8(p2 + o + 1))
+      acc.broadcastStep(w + 8, load8(p0 + o + 2), load8(p1 + o + 2), load8(p2 + o + 2))
+      w += 12
+    }
+    p0 += g.planeStride
+    p1 += g.planeStride
+    p2 += g.planeStride
+  }
+  return acc
+}
+
+/// out[n, r, y, x] = sum over k < depth, t < 9 of packed(r, k, t) · padded[n, k, y + ky, x + kx].
+///
+/// Work items are (image, band of 3 rows); each owns its output rows for every channel, and each
+/// output element is one full reduction in a fixed order, so the result does not depend on
+/// `workers`.
+func conv3x3Direct(
+  padded: UnsafePointer<Float>, geometry g: PaddedGeometry, batch: Int, depth: Int,
+  packed: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, workers: Int
+) {
+  let bandRows = 3
+  let bands = (g.height + bandRows - 1) / bandRows
+  let blocks = (rows + 3) / 4
+  let segmentsPerRow = g.segmentsPerRow
+  let plane = g.height * g.width
+  // Disjoint writes: item (n, band) writes output rows [y0, y1) of image n, all channels.
+  nonisolated(unsafe) let input = padded
+  nonisolated(unsafe) let weights = packed
+  nonisolated(unsafe) let out = output
+  parallelFor(batch * bands, workers: workers) { item in
+    let n = item / bands
+    let y0 = (item % bands) * bandRows
+    let y1 = min(y0 + bandRows, g.height)
+    let segments = (y1 - y0) * segmentsPerRow
+    let image = input + n * depth * g.planeStride
+    // Segment s of the band: row y0 + s / segmentsPerRow, first column 8 * (s % segmentsPerRow).
+    func window(_ s: Int) -> UnsafePointer<Float> {
+      UnsafePointer(image + (y0 + s / segmentsPerRow) * g.rowStride + 8 * (s % segmentsPerRow))
+    }
+    for block in 0..<blocks {
+      let w = weights + block * depth * 36
+      let channels = min(4, rows - block * 4)
+      var s = 0
+      while s < segments {
+        let count = min(3, segments - s)
+        let acc = conv3x3Tile(
+          w, depth: depth, geometry: g, window(s), window(s + min(1, count - 1)), window(s + count - 1))
+        for j in 0..<count {
+          let y = y0 + (s + j) / segmentsPerRow
+          let x = 8 * ((s + j) % segmentsPerRow)
+          let lanes = min(8, g.width - x)
+          for m in 0..<channels {
+            let destination = out + ((n * rows + block * 4 + m) * plane + y * g.width + x)
+            store8(acc.get(m, j), destination, lanes: lanes)
+          }
+        }
+        s += count
+      }
+    }
+  }
+}
+
+/// Optimized twin of `Reference.conv3x3Forward`: 3x3 convolution, stride 1, zero padding 1, no
+/// bias. input: (N, Cin, H, W), W fastest; weight: (Cout, Cin, 3, 3). Returns (N, Cout, H, W).
+///
+/// Differs from the reference only in precision (Float) and summation order (each output sums
+/// channel by channel, taps in row-major order, in Float). Bitwise deterministic for any `workers`.
+public func conv3x3Forward(input: Tensor<Float>, weight: [Float], outputChannels: Int, workers: Int)
+  -> Tensor<Float>
+{
+  checkWorkers(workers)
+  let s = input.shape
+  precondition(weight.count == outputChannels * s.c * 9, "conv3x3Forward: weight count \(weight.count)")
+  let g = PaddedGeometry(height: s.h, width: s.w)
+  let packed = weight.withUnsafeBufferPointer {
+    packConv3x3Weights($0.baseAddress!, outputChannels: outputChannels, inputChannels: s.c, flipTranspose: false)
+  }
+  let outShape = Shape(s.n, outputChannels, s.h, s.w)
+  let data = withScratch(g.count(planes: s.n * s.c)) { padded in
+    input.data.withUnsafeBufferPointer { padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: g, into: padded, workers: workers) }
+    return makeArray(outShape.count) { out in
+      packed.withUnsafeBufferPointer {
+        conv3x3Direct(
+          padded: padded, geometry: g, batch: s.n, depth: s.c, packed: $0.baseAddress!, rows: outputChannels,
+          output: out, workers: workers)
+      }
+    }
+  }
+  return Tensor(shape: outShape, data: data)
+}
+
+// MARK: - Backward
+
+/// Optimized twin of `Reference.conv3x3Backward`. gradOutput: (N, Cout, H, W). Returns the input
+/// gradient (N, Cin, H, W) and the weight gradient (Cout, Cin, 3, 3).
+///
+/// The input gradient is the forward kernel applied to the padded output gradient with transposed,
+/// flipped weights. The weight gradient sums over pixels: lane-parallel partial sums within fixed
+/// chunks of image rows (their size depends only on the shape), each chunk's 8 lanes reduced in a
+/// fixed order, then chunks added in chunk order. Differs from the reference only in precision and
+/// summation order; bitwise deterministic for any `workers`.
+public func conv3x3Backward(input: Tensor<Float>, weight: [Float], gradOutput: Tensor<Float>, workers: Int)
+  -> (gradInput: Tensor<Float>, gradWeight: [Float])
+{
+  checkWorkers(workers)
+  let s = input.shape
+  let cout = gradOutput.shape.c
+  gradOutput.checkShape(Shape(s.n, cout, s.h, s.w), "conv3x3Backward gradOutput")
+  precondition(weight.count == cout * s.c * 9, "conv3x3Backward: weight count \(weight.count)")
+  let g = PaddedGeometry(height: s.h, width: s.w)
+  let packed = weight.withUnsafeBufferPointer {
+    packConv3x3Weights($0.baseAddress!, outputChannels: cout, inputChannels: s.c, flipTranspose: true)
+  }
+  var gradWeight = [Float]()
+  let gradInputData = withScratch(g.count(planes: s.n * cout)) { paddedGrad in
+    gradOutput.data.withUnsafeBufferPointer {
+      padPlanes($0.baseAddress!, planes: s.n * cout, geometry: g, into: paddedGrad, workers: workers)
+    }
+    gradWeight = withScratch(g.count(planes: s.n * s.c)) { paddedInput in
+      input.data.withUnsafeBufferPointer {
+        padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: g, into: paddedInput, workers: workers)
+      }
+      return conv3x3WeightGradient(
+        paddedInput: paddedInput, paddedGrad: paddedGrad, geometry: g, batch: s.n, inputChannels: s.c,
+        outputChannels: cout, workers: workers)
+    }
+    return makeArray(s.count) { out in
+      packed.withUnsafeBufferPointer {
+        conv3x3Direct(
+          padded: paddedGrad, geometry: g, batch: s.n, depth: cout, packed: $0.baseAddress!, rows: s.c,
+          output: out, workers: workers)
+      }
+    }
+  }
+  return (Tensor(shape: s, data: gradInputData), gradWeight)
+}
+
+/// Rows of one weight-gradient chunk: about 4096 pixels, fixed by the width alone.
+@inline(__always)
+func conv3x3ChunkRows(width: Int) -> Int { max(1, 4096 / roundUp(width, 8)) }
+
+/// gw[o, c, ky, kx] = sum over n, y, x of grad[n, o, y, x] · input[n, c, y + ky - 1, x + kx - 1],
+/// both operands as padded planes (zero lanes past the row end make the partial segments exact).
+///
+/// Items are (chunk of flattened (n, y) rows, block of 4 output channels); item (k, b) owns
+/// partial[k][rows of block b]. Inside an item, sub-bands of rows are reduced one after another.
+/// The chunks are then added in chunk order, so nothing depends on `workers`.
+func conv3x3WeightGradient(
+  paddedInput: UnsafePointer<Float>, paddedGrad: UnsafePointer<Float>, geometry g: PaddedGeometry,
+  batch: Int, inputChannels cin: Int, outputChannels cout: Int, workers: Int
+) -> [Float] {
+  let totalRows = batch * g.height
+  let chunkRows = conv3x3ChunkRows(width: g.width)
+  let chunks = (totalRows + chunkRows - 1) / chunkRows
+  let subRows = max(1, 1024 / roundUp(g.width, 8))
+  let blocks = (cout + 3) / 4
+  let weightCount = cout * cin * 9
+  let segmentsPerRow = g.segmentsPerRow
+  return withScratch(chunks * weightCount) { partial in
+    // Disjoint writes: item (k, b) writes partial[k * weightCount + o * cin * 9 ...] for o in block b.
+    nonisolated(unsafe) let part = partial
+    nonisolated(unsafe) let inputPlanes = paddedInput
+    nonisolated(unsafe) let gradPlanes = paddedGrad
+    parallelFor(chunks * blocks, workers: workers) { item in
+      let chunk = item / blocks, block = item % blocks
+      let o0 = block * 4
+      let channels = min(4, cout - o0)
+      let rowRange = (chunk * chunkRows)..<min(totalRows, (chunk + 1) * chunkRows)
+      let out = part + chunk * weightCount
+      var first = true
+      var r0 = rowRange.lowerBound
+      while r0 < rowRange.upperBound {
+        let r1 = min(r0 + subRows, rowRange.upperBound)
+        for c in 0..<cin {
+          for ky in 0..<3 {
+            var acc = Tile4x3()
+            for r in r0..<r1 {
+              let n = r / g.height, y = r % g.height
+              // Output-gradient row y of channel o sits at padded row y + 1, column 1.
+              let gRow = gradPlanes + (n * cout) * g.planeStride + (y + 1) * g.rowStride + 1
+              let g0 = gRow + min(o0, cout - 1) * g.planeStride
+              let g1 = gRow + min(o0 + 1, cout - 1) * g.planeStride
+              let g2 = gRow + min(o0 + 2, cout - 1) * g.planeStride
+              let g3 = gRow + min(o0 + 3, cout - 1) * g.planeStride
+              let xRow = inputPlanes + (n * cin + c) * g.planeStride + (y + ky) * g.rowStride
+              for v in 0..<segmentsPerRow {
+                let x = 8 * v
+                acc.laneStep(
+                  load8(g0 + x), load8(g1 + x), load8(g2 + x), load8(g3 + x),
+                  load8(xRow + x), load8(xRow + x + 1), load8(xRow + x + 2))
+              }
+            }
+            for m in 0..<channels {
+              let base = out + ((o0 + m) * cin + c) * 9 + ky * 3
+              for kx in 0..<3 {
+                let value = laneSum(acc.get(m, kx))
+                base[kx] = first ? value : base[kx] + value
+              }
+            }
+          }
+        }
+        first = false
+        r0 = r1
+      }
+    }
+    return makeArray(weightCount) { result in
+      reduceChunks(part: UnsafePointer(partial), chunks: chunks, count: weightCount, into: result, workers: workers)
+    }
+  }
+}
+
+/// result[i] = sum over k in chunk order of part[k * count + i]. Parallel over fixed ranges of i.
+func reduceChunks(
+  part: UnsafePointer<Float>, chunks: Int, count: Int, into result: UnsafeMutablePointer<Float>, workers: Int
+) {
+  let pieces = max(1, min(64, count / 4096))
+  // Disjoint writes: piece p writes result[chunkRange(p)] only.
+  nonisolated(unsafe) let source = part
+  nonisolated(unsafe) let destination = result
+  parallelFor(pieces, workers: workers) { piece in
+    let range = chunkRange(piece, of: pieces, count: count)
+    for i in range {
+      var total = source[i]
+      for k in 1..<max(chunks, 1) { total += source[k * count + i] }
+      destination[i] = total
+    }
+  }
+}

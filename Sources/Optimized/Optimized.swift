@@ -1,2 +1,0 @@
-// The optimized twin of Reference: see OptimizedBackend.swift.
-import Reference

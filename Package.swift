@@ -38,6 +38,7 @@ let package = Package(
     .testTarget(
       name: "RegressionTests",
       dependencies: ["Reference", "Optimized", "Experiment", "TestSupport"]),
+    .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Reference", "TestSupport"]),
     .testTarget(
       name: "DataTests", dependencies: ["Dataset", "Reference", "TestSupport"]),
   ]

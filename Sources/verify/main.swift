@@ -4,6 +4,7 @@ import Foundation
 
 let commands: [any VerifyCommand.Type] = [
   InfoCommand.self,
+  ReproduceCommand.self,
 ]
 
 func usage(_ commands: [any VerifyCommand.Type]) -> String {

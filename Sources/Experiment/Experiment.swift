@@ -1,2 +1,0 @@
-// The paper protocol.
-import Reference

@@ -1,0 +1,95 @@
+import Reference
+
+/// Everything that decides the numbers of a `verify reproduce` run. Two runs with equal
+/// configurations (and data) give the same table; the run folder stores it to refuse a resume
+/// under another one.
+public struct ExperimentConfig: Codable, Hashable, Sendable {
+  public var preset: String
+  public var model: ModelConfig
+  public var seed: UInt64
+
+  // MARK: Pretraining (PROTOCOL section 3)
+  public var pretrainingSteps: Int
+  public var pretrainingBatch = 8
+  public var pretrainingLearningRate = 4.7e-4
+  /// Validation loss every this many steps; the best-validation backbone is kept.
+  public var pretrainingValidationInterval: Int
+  /// Slices in the validation loss (a fixed seeded subset of the validation split).
+  public var pretrainingValidationSlices: Int
+  public var positions = 1000
+  public var temperature = 0.53
+  public var barlowLambda = 5e-3
+
+  // MARK: Downstream (PROTOCOL section 4)
+  public var downstreamBatch = 16
+  public var linearProbeLearningRate = 7.6e-3
+  public var linearProbeSteps: Int
+  public var fineTuneBackboneLearningRate = 5e-5
+  public var fineTuneHeadLearningRate = 1e-2
+  /// Most steps of a fine-tuning (and baseline) run; validation every `validationInterval` steps,
+  /// stop after `patience` validations without a new best.
+  public var fineTuneMaxSteps: Int
+  public var validationInterval: Int
+  public var patience = 6
+  public var baselineLearningRates = [5e-5, 4.7e-4, 1e-3]
+
+  // MARK: Budgets
+  /// Labelled training patients per budget, and the number of seeded draws of each.
+  public var budgets: [Int]
+  public var draws: [Int: Int]
+
+  // MARK: Data
+  public var phantomSeed: UInt64 = 2024
+  public var phantomDifficulty = 1.0
+  /// Grid the phantom is rendered on before the preprocessing resizes it to `model.imageSize`.
+  public var phantomGrid = 128
+  /// Test volumes used for evaluation (nil: all).
+  public var testPatientLimit: Int?
+
+  public func drawCount(budget: Int) -> Int { draws[budget] ?? 1 }
+}
+
+extension ExperimentConfig {
+  // MARK: - Presets
+
+  /// Finishes in a few minutes on 2 cores: CI's end-to-end test. Its numbers mean little.
+  public static func smoke(seed: UInt64) -> ExperimentConfig {
+    ExperimentConfig(
+      preset: "smoke", model: .smoke, seed: seed,
+      pretrainingSteps: 40, pretrainingValidationInterval: 20, pretrainingValidationSlices: 16,
+      positions: 256,
+      linearProbeSteps: 60, fineTuneMaxSteps: 30, validationInterval: 10,
+      budgets: [1, 5], draws: [1: 2],
+      phantomGrid: 64, testPatientLimit: 10)
+  }
+
+  /// The default: the whole table in under 45 minutes on this 2-core machine.
+  public static func cpu(seed: UInt64) -> ExperimentConfig {
+    ExperimentConfig(
+      preset: "cpu", model: .cpu, seed: seed,
+      pretrainingSteps: 1000, pretrainingValidationInterval: 100, pretrainingValidationSlices: 64,
+      linearProbeSteps: 300, fineTuneMaxSteps: 200, validationInterval: 20,
+      budgets: [1, 2, 5, 10, 20, 100], draws: [1: 3, 2: 3, 5: 3])
+  }
+
+  /// The paper's sizes and schedule (days on a CPU; it prints its estimate before starting).
+  public static func paper(seed: UInt64) -> ExperimentConfig {
+    ExperimentConfig(
+      preset: "paper", model: .paper, seed: seed,
+      // 200 epochs over ~1,700 training slices in batches of 8.
+      pretrainingSteps: 200 * 212, pretrainingValidationInterval: 5 * 212, pretrainingValidationSlices: 190,
+      linearProbeSteps: 200 * 10, fineTuneMaxSteps: 200 * 10, validationInterval: 5 * 10,
+      budgets: [1, 2, 5, 10, 20, 100], draws: [1: 3, 2: 3, 5: 3])
+  }
+
+  public static let presetNames = ["smoke", "cpu", "paper"]
+
+  public static func preset(_ name: String, seed: UInt64) -> ExperimentConfig? {
+    switch name {
+    case "smoke": return smoke(seed: seed)
+    case "cpu": return cpu(seed: seed)
+    case "paper": return paper(seed: seed)
+    default: return nil
+    }
+  }
+}

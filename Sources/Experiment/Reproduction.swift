@@ -1,0 +1,167 @@
+import Foundation
+import Optimized
+import Reference
+
+/// The data of a reproduction, already split (PROTOCOL section 1).
+public protocol ExperimentData: Sendable {
+  /// "synthetic phantom, seed S, difficulty D" or "ACDC at DIR".
+  var source: String { get }
+  /// Every kept slice of the training patients (both frames), split 90/10 by slice.
+  var pretrainingTrain: SliceSet { get }
+  var pretrainingValidation: SliceSet { get }
+  /// Every kept slice of the test patients, grouped by volume.
+  var test: SliceSet { get }
+  /// A pathology-balanced seeded draw of `budget` labelled training patients, their slices split
+  /// 90/10 into train and validation.
+  func labelled(budget: Int, seed: UInt64) throws -> (patients: [Int], train: SliceSet, validation: SliceSet)
+}
+
+/// `verify reproduce`: pretraining with both objectives, the downstream runs of every budget and
+/// draw, evaluation, the claims and the equivariance figures. Every finished stage is stored in the
+/// run folder and skipped when the run is resumed.
+public struct Reproduction {
+  public let config: ExperimentConfig
+  public let data: any ExperimentData
+  public let store: RunStore
+  public let backend: OptimizedBackend
+  var stageSeconds: [String: Double] = [:]
+
+  public init(config: ExperimentConfig, data: any ExperimentData, store: RunStore, workers: Int) {
+    self.config = config
+    self.data = data
+    self.store = store
+    self.backend = OptimizedBackend(workers: workers)
+  }
+
+  /// A seed for a named stage, fixed by the run seed.
+  func seed(_ stage: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in stage.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    var rng = SplitMix64(seed: config.seed, stream: h)
+    return rng.next()
+  }
+
+  /// Runs (or resumes) everything and returns the report.
+  public mutating func run() throws -> Report {
+    let start = Date()
+    say("data: \(data.source)")
+    say("  pretraining slices: \(data.pretrainingTrain.count) train, \(data.pretrainingValidation.count) validation; test: \(data.test.count) slices in \(data.test.volumes.count) volumes")
+    // The random backbone every method starts from before its own training (same init for all).
+    let random = Pix2RepNetwork(config: config.model, backend: backend, seed: seed("init")).values
+    var backbones: [PretrainingObjective: [Float]] = [:]
+    for objective in PretrainingObjective.allCases {
+      backbones[objective] = try pretrained(objective)
+    }
+    var runs: [RunResult] = []
+    var chosenRates: [String] = []
+    for budget in config.budgets {
+      for draw in 1...config.drawCount(budget: budget) {
+        let (patients, train, validation) = try data.labelled(budget: budget, seed: seed("draw-\(budget)-\(draw)"))
+        say("budget \(budget), draw \(draw): patients \(patients.map(String.init).joined(separator: ", ")) (\(train.count) train, \(validation.count) validation slices)")
+        let rate = try baselineRate(budget: budget, draw: draw, patients: patients, train: train, validation: validation, random: random)
+        if draw == 1 { chosenRates.append("budget \(budget): \(rate)") }
+        var plan: [(Method, DownstreamMode, [Float])] = [
+          (.supervised, .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), random),
+          (.pix2repLinear, .linearProbe, backbones[.infoNCE]!),
+          (.pix2repFineTune, .fineTune(backboneRate: config.fineTuneBackboneLearningRate, headRate: config.fineTuneHeadLearningRate), backbones[.infoNCE]!),
+          (.barlowLinear, .linearProbe, backbones[.barlowTwins]!),
+          (.barlowFineTune, .fineTune(backboneRate: config.fineTuneBackboneLearningRate, headRate: config.fineTuneHeadLearningRate), backbones[.barlowTwins]!),
+        ]
+        if budget == 1 { plan.append((.randomLinear, .linearProbe, random)) }
+        for (method, mode, initial) in plan {
+          runs.append(try downstream(method, mode: mode, initial: initial, budget: budget, draw: draw, patients: patients, train: train, validation: validation))
+        }
+      }
+    }
+    let equivariance = try equivarianceFigures(pretrained: backbones[.infoNCE]!, random: random)
+    let table = ResultTable(runs: runs, budgets: config.budgets)
+    let report = Report(
+      dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
+      equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
+      totalSeconds: Date().timeIntervalSince(start))
+    try report.write(to: store.directory)
+    return report
+  }
+
+  // MARK: - Stages
+
+  /// The best-validation weights of one pretraining objective (trained now or loaded).
+  mutating func pretrained(_ objective: PretrainingObjective) throws -> [Float] {
+    let stage = "pretrain-\(objective.rawValue)"
+    let url = store.weightsURL(stage)
+    if let outcome = try store.load(PretrainingOutcome.self, stage: stage) {
+      say("\(stage): finished earlier (best validation \(String(format: "%.4f", outcome.bestValidationLoss)) at step \(outcome.bestStep)), loading \(url.lastPathComponent)")
+      stageSeconds[stage] = outcome.seconds
+      return try WeightsFile.read(from: url, expecting: config.model)
+    }
+    say("\(stage): \(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate)")
+    let settings = PretrainingLoss(objective: objective, temperature: config.temperature, lambda: config.barlowLambda)
+    let (values, outcome) = Experiment.pretrain(
+      backend: backend, loss: settings, train: data.pretrainingTrain, validation: data.pretrainingValidation,
+      config: config, seed: seed("init"), label: stage)
+    try WeightsFile.write(values: values, config: config.model, to: url)
+    try store.save(outcome, stage: stage)
+    stageSeconds[stage] = outcome.seconds
+    return values
+  }
+
+  /// The supervised baseline's backbone learning rate for a budget: chosen on the first draw's
+  /// validation split among `baselineLearningRates`, then kept for the budget's other draws.
+  func baselineRate(budget: Int, draw: Int, patients: [Int], train: SliceSet, validation: SliceSet, random: [Float]) throws -> Double {
+    let stage = "baseline-rate-\(budget)"
+    if let chosen = try store.load(Double.self, stage: stage) { return chosen }
+    precondition(draw == 1, "the baseline rate is chosen on the first draw")
+    var best = (rate: config.baselineLearningRates[0], loss: Double.infinity)
+    for rate in config.baselineLearningRates {
+      let outcome = trainDownstream(
+        backend: backend, mode: .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), initial: random,
+        train: train, validation: validation, config: config, seed: seed("run-supervised-\(budget)-\(draw)"),
+        label: "baseline lr \(rate), budget \(budget)")
+      say(String(format: "  baseline lr %g: best validation loss %.4f", rate, outcome.bestValidationLoss))
+      if outcome.bestValidationLoss < best.loss { best = (rate, outcome.bestValidationLoss) }
+    }
+    say("  baseline learning rate for budget \(budget): \(best.rate) (lowest validation loss)")
+    try store.save(best.rate, stage: stage)
+    return best.rate
+  }
+
+  /// One downstream run, trained and evaluated now or loaded.
+  mutating func downstream(
+    _ method: Method, mode: DownstreamMode, initial: [Float], budget: Int, draw: Int, patients: [Int],
+    train: SliceSet, validation: SliceSet
+  ) throws -> RunResult {
+    let stage = "run-\(method.key)-\(budget)-\(draw)"
+    if let done = try store.load(RunResult.self, stage: stage) {
+      say(String(format: "  %@: finished earlier, Dice %.3f", method.rawValue, done.summary.mean))
+      return done
+    }
+    let start = Date()
+    let outcome = trainDownstream(
+      backend: backend, mode: mode, initial: initial, train: train, validation: validation, config: config,
+      seed: seed("run-\(method == .supervised ? "supervised" : method.key)-\(budget)-\(draw)"), label: "\(method.rawValue), budget \(budget), draw \(draw)")
+    var net = Pix2RepNetwork(config: config.model, backend: backend, values: outcome.values)
+    let scores = evaluate(&net, test: data.test, batchSize: config.downstreamBatch)
+    var rate: Double? = nil
+    if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
+    let result = RunResult(
+      method: method, budget: budget, draw: draw, patients: patients, summary: DiceSummary(scores), volumes: scores,
+      chosenLearningRate: rate, steps: outcome.steps, bestValidationLoss: outcome.bestValidationLoss,
+      seconds: Date().timeIntervalSince(start))
+    try store.save(result, stage: stage)
+    say(String(format: "  %@: test Dice %.3f (RV %.3f, MYO %.3f, LV %.3f) after %d steps, %@", method.rawValue, result.summary.mean,
+      result.summary.perClass[0], result.summary.perClass[1], result.summary.perClass[2], outcome.steps, formatDuration(result.seconds)))
+    stageSeconds["downstream", default: 0] += result.seconds
+    return result
+  }
+
+  /// The learned equivariance figures of the InfoNCE backbone and of the random one.
+  func equivarianceFigures(pretrained: [Float], random: [Float]) throws -> [EquivarianceFigure] {
+    if let done = try store.load([EquivarianceFigure].self, stage: "equivariance") { return done }
+    let figures = [("Pix2Rep (InfoNCE)", pretrained), ("random", random)].map { (name, values) in
+      var net = Pix2RepNetwork(config: config.model, backend: backend, values: values)
+      return measureEquivariance(&net, name: name, test: data.test, slices: 32, seed: seed("equivariance"))
+    }
+    try store.save(figures, stage: "equivariance")
+    return figures
+  }
+}

@@ -1,0 +1,87 @@
+/// The methods of the Dice table, in row order.
+public enum Method: String, Codable, CaseIterable, Sendable {
+  case supervised = "Supervised U-Net"
+  case pix2repLinear = "Pix2Rep LP"
+  case pix2repFineTune = "Pix2Rep FT"
+  case barlowLinear = "Pix2Rep-v2 LP"
+  case barlowFineTune = "Pix2Rep-v2 FT"
+  case randomLinear = "Random-backbone LP"
+
+  /// A short name for file names.
+  public var key: String {
+    switch self {
+    case .supervised: "supervised"
+    case .pix2repLinear: "pix2rep-lp"
+    case .pix2repFineTune: "pix2rep-ft"
+    case .barlowLinear: "pix2rep-v2-lp"
+    case .barlowFineTune: "pix2rep-v2-ft"
+    case .randomLinear: "random-lp"
+    }
+  }
+}
+
+/// One downstream run: a method at a budget and draw, evaluated on the test volumes.
+public struct RunResult: Codable, Hashable, Sendable {
+  public var method: Method
+  public var budget: Int
+  public var draw: Int
+  /// The labelled training patients drawn.
+  public var patients: [Int]
+  public var summary: DiceSummary
+  public var volumes: [VolumeScore]
+  /// The backbone learning rate chosen on validation (supervised baseline), else nil.
+  public var chosenLearningRate: Double?
+  public var steps: Int
+  public var bestValidationLoss: Double
+  public var seconds: Double
+
+  public init(
+    method: Method, budget: Int, draw: Int, patients: [Int], summary: DiceSummary, volumes: [VolumeScore],
+    chosenLearningRate: Double?, steps: Int, bestValidationLoss: Double, seconds: Double
+  ) {
+    self.method = method
+    self.budget = budget
+    self.draw = draw
+    self.patients = patients
+    self.summary = summary
+    self.volumes = volumes
+    self.chosenLearningRate = chosenLearningRate
+    self.steps = steps
+    self.bestValidationLoss = bestValidationLoss
+    self.seconds = seconds
+  }
+}
+
+/// Mean and sample standard deviation (0 for one value).
+public func meanAndSD(_ values: [Double]) -> (mean: Double, sd: Double) {
+  guard !values.isEmpty else { return (.nan, .nan) }
+  let mean = values.reduce(0, +) / Double(values.count)
+  guard values.count > 1 else { return (mean, 0) }
+  let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)
+  return (mean, variance.squareRoot())
+}
+
+/// The results of all runs, indexed for the table and the claims.
+public struct ResultTable: Sendable {
+  public let runs: [RunResult]
+  public let budgets: [Int]
+
+  public init(runs: [RunResult], budgets: [Int]) {
+    self.runs = runs
+    self.budgets = budgets
+  }
+
+  /// Mean Dice (of the three classes, or of class `k`) per draw, for a method and budget.
+  public func values(_ method: Method, _ budget: Int, classIndex: Int? = nil) -> [Double] {
+    runs.filter { $0.method == method && $0.budget == budget }
+      .sorted { $0.draw < $1.draw }
+      .map { run in classIndex.map { run.summary.perClass[$0] } ?? run.summary.mean }
+  }
+
+  public func cell(_ method: Method, _ budget: Int, classIndex: Int? = nil) -> (mean: Double, sd: Double, count: Int)? {
+    let v = values(method, budget, classIndex: classIndex)
+    if v.isEmpty { return nil }
+    let m = meanAndSD(v)
+    return (m.mean, m.sd, v.count)
+  }
+}

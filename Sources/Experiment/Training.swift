@@ -1,0 +1,224 @@
+import Foundation
+import Reference
+
+/// Intensity-augmented copies of the slices at `indices`: each slice gets its own seeded draw of
+/// PROTOCOL's five transforms (noise, blur, gamma, bias field, inversion). (N, 1, S, S).
+func augmentedImages<Scalar: BinaryFloatingPoint & Sendable>(
+  _ data: SliceSet, _ indices: [Int], rng: inout SplitMix64, as: Scalar.Type = Scalar.self
+) -> Tensor<Scalar> {
+  let clean: Tensor<Double> = data.imageTensor(indices)
+  let parameters = indices.map { _ in sampleIntensityParameters(rng: &rng) }
+  return augmentIntensity(batch: clean, parameters: parameters).converted()
+}
+
+/// A pretraining batch of the slices at `indices`: two independent intensity views, one phi per
+/// slice, and `positions` pixel positions drawn among those whose source lies in the image.
+func pretrainingBatch<Scalar: BinaryFloatingPoint & Sendable>(
+  _ data: SliceSet, _ indices: [Int], positions: Int, rng: inout SplitMix64, as: Scalar.Type = Scalar.self
+) -> PretrainingBatch<Scalar> {
+  let view: Tensor<Scalar> = augmentedImages(data, indices, rng: &rng)
+  let otherView: Tensor<Scalar> = augmentedImages(data, indices, rng: &rng)
+  let affines = indices.map { _ in sampleSpatialTransform(rng: &rng).affine }
+  let valid = validityMask(affines: affines, height: data.size, width: data.size)
+  let drawn = samplePixelPositions(valid: valid, count: positions, rng: &rng)
+  return PretrainingBatch(view: view, otherView: otherView, affines: affines, positions: drawn)
+}
+
+/// A curve point: step and loss.
+public struct CurvePoint: Codable, Hashable, Sendable {
+  public var step: Int
+  public var loss: Double
+}
+
+/// What a pretraining stage leaves besides its weights.
+public struct PretrainingOutcome: Codable, Sendable {
+  public var objective: PretrainingObjective
+  public var steps: Int
+  public var bestStep: Int
+  public var bestValidationLoss: Double
+  public var training: [CurvePoint]
+  public var validation: [CurvePoint]
+  public var seconds: Double
+}
+
+/// Pretrains backbone f and projection head g with Adam (PROTOCOL section 3) and returns the
+/// best-validation parameters (all groups, as Float) with the curves.
+func pretrain<B: Backend>(
+  backend: B, loss settings: PretrainingLoss, train: SliceSet, validation: SliceSet,
+  config: ExperimentConfig, seed: UInt64, label: String
+) -> (values: [Float], outcome: PretrainingOutcome) {
+  let start = Date()
+  var net = Pix2RepNetwork(config: config.model, backend: backend, seed: seed)
+  let rate = config.pretrainingLearningRate
+  var adam = AdamOptimizer<B.Scalar>(layout: net.layout, learningRates: [.backbone: rate, .projection: rate])
+  var sampler = BatchSampler(count: train.count, batchSize: config.pretrainingBatch, rng: SplitMix64(seed: seed, stream: 1))
+  var rng = SplitMix64(seed: seed, stream: 2)
+  // A fixed validation set of views, transforms and positions, so validation losses compare.
+  var validationRNG = SplitMix64(seed: seed, stream: 3)
+  let validationIndices = Array(validationRNG.permutation(validation.count).prefix(config.pretrainingValidationSlices))
+  let validationBatches: [PretrainingBatch<B.Scalar>] = stride(from: 0, to: validationIndices.count, by: config.pretrainingBatch).map {
+    let chunk = Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)])
+    return pretrainingBatch(validation, chunk, positions: config.positions, rng: &validationRNG)
+  }
+  var best = (step: 0, loss: Double.infinity, values: net.values)
+  var trainingCurve: [CurvePoint] = [], validationCurve: [CurvePoint] = []
+  let progress = ProgressPrinter(label, total: config.pretrainingSteps)
+  var recent: [Double] = []
+  for step in 1...config.pretrainingSteps {
+    let batch: PretrainingBatch<B.Scalar> = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng)
+    let (loss, gradients) = net.pretrainingLoss(batch, loss: settings, training: true, computeGradients: true)
+    adam.update(&net.values, gradients: gradients!, backend: backend)
+    recent.append(loss)
+    if step % 10 == 0 || step == config.pretrainingSteps {
+      trainingCurve.append(CurvePoint(step: step, loss: recent.reduce(0, +) / Double(recent.count)))
+      recent.removeAll()
+    }
+    var extra = ""
+    if step % config.pretrainingValidationInterval == 0 || step == config.pretrainingSteps {
+      var total = 0.0
+      for b in validationBatches {
+        total += net.pretrainingLoss(b, loss: settings, training: false, computeGradients: false).loss
+      }
+      let validationLoss = total / Double(max(validationBatches.count, 1))
+      validationCurve.append(CurvePoint(step: step, loss: validationLoss))
+      if validationLoss < best.loss { best = (step, validationLoss, net.values) }
+      extra = String(format: "validation %.4f (best %.4f at step %d)", validationLoss, best.loss, best.step)
+    }
+    progress.update(step, loss: loss, extra: extra)
+  }
+  let outcome = PretrainingOutcome(
+    objective: settings.objective, steps: config.pretrainingSteps, bestStep: best.step, bestValidationLoss: best.loss,
+    training: trainingCurve, validation: validationCurve, seconds: Date().timeIntervalSince(start))
+  return (best.values.map { Float($0) }, outcome)
+}
+
+// MARK: - Downstream
+
+/// How a downstream run trains.
+enum DownstreamMode {
+  /// Frozen backbone (running statistics), only the head.
+  case linearProbe
+  /// Backbone and head, each with its learning rate.
+  case fineTune(backboneRate: Double, headRate: Double)
+}
+
+/// The result of training a head (and maybe the backbone): the best-validation values.
+struct DownstreamOutcome {
+  var values: [Float]
+  var steps: Int
+  var bestValidationLoss: Double
+  var curve: [CurvePoint]
+}
+
+/// Trains the segmentation head (linear probing) or the whole network (fine-tuning, baseline)
+/// with soft Dice on intensity-augmented training slices; validation every `validationInterval`
+/// steps keeps the best values; fine-tuning stops after `patience` validations without a new best.
+/// `initial` holds the starting parameters (a pretrained backbone, or a random one); the head
+/// is freshly initialised from `seed`.
+func trainDownstream<B: Backend>(
+  backend: B, mode: DownstreamMode, initial: [Float], train: SliceSet, validation: SliceSet,
+  config: ExperimentConfig, seed: UInt64, label: String
+) -> DownstreamOutcome {
+  var net = Pix2RepNetwork(config: config.model, backend: backend, seed: seed)
+  let fresh = net.values
+  net.values = initial.map { B.Scalar($0) }
+  for entry in net.layout.entries where entry.group == .segmentation {
+    net.values.replaceSubrange(entry.range, with: fresh[entry.range])
+  }
+  var rng = SplitMix64(seed: seed, stream: 11)
+  var sampler = BatchSampler(count: train.count, batchSize: config.downstreamBatch, rng: SplitMix64(seed: seed, stream: 12))
+  let steps: Int, patience: Int
+  var adam: AdamOptimizer<B.Scalar>
+  var cachedTrain: Tensor<B.Scalar>? = nil
+  var cachedValidation: [Tensor<B.Scalar>] = []
+  switch mode {
+  case .linearProbe:
+    steps = config.linearProbeSteps
+    patience = Int.max
+    adam = AdamOptimizer(layout: net.layout, learningRates: [.segmentation: config.linearProbeLearningRate])
+    cachedTrain = features(&net, train, train.batches(of: config.downstreamBatch))
+    cachedValidation = validation.batches(of: config.downstreamBatch).map { net.frozenFeatures(validation.imageTensor($0)) }
+  case .fineTune(let backboneRate, let headRate):
+    steps = config.fineTuneMaxSteps
+    patience = config.patience
+    adam = AdamOptimizer(layout: net.layout, learningRates: [.backbone: backboneRate, .segmentation: headRate])
+  }
+
+  func validationLoss(_ net: inout Pix2RepNetwork<B>) -> Double {
+    var total = 0.0
+    for (i, batch) in validation.batches(of: config.downstreamBatch).enumerated() {
+      let f = cachedValidation.isEmpty ? net.frozenFeatures(validation.imageTensor(batch)) : cachedValidation[i]
+      total += net.headLoss(features: f, labels: validation.labelBatch(batch)) * Double(batch.count)
+    }
+    return total / Double(validation.count)
+  }
+
+  var best = (step: 0, loss: validationLoss(&net), values: net.values)
+  var curve = [CurvePoint(step: 0, loss: best.loss)]
+  var sinceBest = 0
+  let progress = ProgressPrinter(label, total: steps)
+  var step = 0
+  while step < steps && sinceBest < patience {
+    step += 1
+    let indices = sampler.next()
+    let labels = train.labelBatch(indices)
+    let (loss, gradients): (Double, [B.Scalar])
+    if let cachedTrain {
+      (loss, gradients) = net.headLossAndGradients(features: gather(cachedTrain, indices), labels: labels)
+    } else {
+      (loss, gradients) = net.fineTuningLossAndGradients(images: augmentedImages(train, indices, rng: &rng), labels: labels)
+    }
+    adam.update(&net.values, gradients: gradients, backend: backend)
+    if step % config.validationInterval == 0 || step == steps {
+      let v = validationLoss(&net)
+      curve.append(CurvePoint(step: step, loss: v))
+      if v < best.loss {
+        best = (step, v, net.values)
+        sinceBest = 0
+      } else {
+        sinceBest += 1
+      }
+    }
+    progress.update(step, loss: loss, extra: String(format: "best validation %.4f", best.loss))
+  }
+  return DownstreamOutcome(values: best.values.map { Float($0) }, steps: step, bestValidationLoss: best.loss, curve: curve)
+}
+
+/// Frozen features of every slice (N, D, S, S), computed batch by batch in evaluation mode.
+func features<B: Backend>(_ net: inout Pix2RepNetwork<B>, _ data: SliceSet, _ batches: [[Int]]) -> Tensor<B.Scalar> {
+  var all = [B.Scalar]()
+  var shape = Shape(0, net.config.features, data.size, data.size)
+  for batch in batches {
+    all += net.frozenFeatures(data.imageTensor(batch)).data
+    shape.n += batch.count
+  }
+  return Tensor(shape: shape, data: all)
+}
+
+/// Samples `indices` of an (N, C, H, W) tensor.
+func gather<Scalar>(_ t: Tensor<Scalar>, _ indices: [Int]) -> Tensor<Scalar> {
+  let per = t.shape.c * t.shape.plane
+  var data = [Scalar]()
+  data.reserveCapacity(indices.count * per)
+  for i in indices { data += t.data[(i * per)..<((i + 1) * per)] }
+  return Tensor(shape: Shape(indices.count, t.shape.c, t.shape.h, t.shape.w), data: data)
+}
+
+/// Hard 3D Dice of a network on every test volume.
+func evaluate<B: Backend>(_ net: inout Pix2RepNetwork<B>, test: SliceSet, batchSize: Int) -> [VolumeScore] {
+  var predicted = [UInt8]()
+  predicted.reserveCapacity(test.labels.count)
+  for batch in test.batches(of: batchSize) {
+    predicted += net.predictLabels(features: net.frozenFeatures(test.imageTensor(batch)))
+  }
+  let plane = test.size * test.size
+  return test.volumes.enumerated().map { (v, id) in
+    let slices = (0..<test.count).filter { test.volumeOfSlice[$0] == v }
+    var p = [UInt8](), t = [UInt8]()
+    for s in slices {
+      p += predicted[(s * plane)..<((s + 1) * plane)]
+      t += test.labels[(s * plane)..<((s + 1) * plane)]
+    }
+    return VolumeScore(patient: id.patient, phase: id.phase, dice: volumeDice(prediction: p, truth: t))
+  }
+}

@@ -1,0 +1,96 @@
+/// The pixel-level objective of pretraining (PROTOCOL section 3).
+public enum PretrainingObjective: String, Codable, Hashable, Sendable, CaseIterable {
+  /// Pix2Rep: InfoNCE on L2-normalised pixel vectors.
+  case infoNCE
+  /// Pix2Rep-v2: Barlow Twins on the projected pixel vectors.
+  case barlowTwins
+}
+
+/// The loss's settings: objective, InfoNCE temperature, Barlow Twins lambda.
+public struct PretrainingLoss: Codable, Hashable, Sendable {
+  public var objective: PretrainingObjective
+  public var temperature: Double
+  public var lambda: Double
+
+  public init(objective: PretrainingObjective, temperature: Double = 0.53, lambda: Double = 5e-3) {
+    self.objective = objective
+    self.temperature = temperature
+    self.lambda = lambda
+  }
+}
+
+/// One batch of pretraining input: two intensity-augmented views of the same slices, a spatial
+/// transform per slice, and the pixel positions the loss compares.
+public struct PretrainingBatch<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
+  /// v = t(x): (N, 1, S, S).
+  public var view: Tensor<Scalar>
+  /// v' = t'(x): (N, 1, S, S).
+  public var otherView: Tensor<Scalar>
+  /// phi per slice.
+  public var affines: [Affine2D]
+  /// Flat positions n·S·S + y·S + x, drawn among those whose source phi·p lies inside the image.
+  public var positions: [Int]
+
+  public init(view: Tensor<Scalar>, otherView: Tensor<Scalar>, affines: [Affine2D], positions: [Int]) {
+    precondition(view.shape == otherView.shape && affines.count == view.shape.n, "pretraining batch: views \(view.shape), \(otherView.shape), \(affines.count) transforms")
+    self.view = view
+    self.otherView = otherView
+    self.affines = affines
+    self.positions = positions
+  }
+}
+
+extension Pix2RepNetwork {
+  /// The Pix2Rep pairing and loss for one batch, and optionally the gradient of every backbone and
+  /// projection-head parameter:
+  ///
+  ///     z  = phi · g(f(v))      (the first view's projected features, warped after the network)
+  ///     z' = g(f(phi · v'))     (the second view, warped before the network)
+  ///
+  /// so pixel p of z and of z' show the same anatomical point. The loss compares rows z[p] and
+  /// z'[p] at the batch's positions: InfoNCE on L2-normalised rows, or Barlow Twins on the raw rows.
+  /// BatchNorm statistics are computed per view (two forward passes), as in the official code.
+  public mutating func pretrainingLoss(
+    _ batch: PretrainingBatch<Scalar>, loss settings: PretrainingLoss, training: Bool, computeGradients: Bool
+  ) -> (loss: Double, gradients: [Scalar]?) {
+    // First view: network, then warp of the projected features.
+    let tape = backboneForward(batch.view, training: training)
+    let projection = projectionForward(tape.output, training: training)
+    let z = backend.warpForward(input: projection.output, affines: batch.affines)
+    // Second view: warp, then network.
+    let warpedView = backend.warpForward(input: batch.otherView, affines: batch.affines)
+    let otherTape = backboneForward(warpedView, training: training)
+    let otherProjection = projectionForward(otherTape.output, training: training)
+
+    let rows = gatherPixels(tensor: z, positions: batch.positions)
+    let otherRows = gatherPixels(tensor: otherProjection.output, positions: batch.positions)
+    let loss: Double
+    var gradRows: Tensor<Scalar>, gradOtherRows: Tensor<Scalar>
+    switch settings.objective {
+    case .infoNCE:
+      let u = backend.l2NormalizeForward(input: rows)
+      let uPrime = backend.l2NormalizeForward(input: otherRows)
+      let result = backend.infoNCE(z: u, zPrime: uPrime, temperature: settings.temperature)
+      loss = result.loss
+      guard computeGradients else { return (loss, nil) }
+      gradRows = backend.l2NormalizeBackward(input: rows, gradOutput: result.gradZ)
+      gradOtherRows = backend.l2NormalizeBackward(input: otherRows, gradOutput: result.gradZPrime)
+    case .barlowTwins:
+      let result = backend.barlowTwins(z: rows, zPrime: otherRows, lambda: settings.lambda)
+      loss = result.loss
+      guard computeGradients else { return (loss, nil) }
+      gradRows = result.gradZ
+      gradOtherRows = result.gradZPrime
+    }
+
+    var gradients = zeroGradients()
+    let gradZ = scatterPixels(rows: gradRows, positions: batch.positions, shape: z.shape)
+    let gradProjection = backend.warpBackward(gradOutput: gradZ, affines: batch.affines)
+    let gradFeatures = projectionBackward(projection, gradOutput: gradProjection, gradients: &gradients)
+    backboneBackward(tape, gradOutput: gradFeatures, gradients: &gradients)
+    let gradOther = scatterPixels(rows: gradOtherRows, positions: batch.positions, shape: otherProjection.output.shape)
+    let gradOtherFeatures = projectionBackward(otherProjection, gradOutput: gradOther, gradients: &gradients)
+    backboneBackward(otherTape, gradOutput: gradOtherFeatures, gradients: &gradients)
+    return (loss, gradients)
+  }
+}

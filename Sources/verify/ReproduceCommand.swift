@@ -1,0 +1,97 @@
+import Dataset
+import Experiment
+import Foundation
+import Reference
+
+/// `verify reproduce`: the paper's protocol end to end (issue 6).
+enum ReproduceCommand: VerifyCommand {
+  static let name = "reproduce"
+  static let summary = "pretrain, train heads with few labels, evaluate, and judge the paper's claims"
+  static let options = [
+    OptionSpec("data", value: true), OptionSpec("preset", value: true), OptionSpec("seed", value: true),
+    OptionSpec("run", value: true), OptionSpec("fresh", value: false), OptionSpec("workers", value: true),
+    OptionSpec("require-reproduced", value: false), OptionSpec("yes", value: false),
+  ]
+  static let help = """
+    usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
+                            [--workers N] [--require-reproduced] [--yes]
+
+    Runs PROTOCOL sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
+    Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
+    fine-tuning of both backbones, the supervised U-Net (learning rate chosen on validation) and,
+    at one patient, a linear probe on a random backbone; hard 3D Dice on the test volumes. Prints
+    the Dice table beside the paper's claims and writes results.md, results.csv and results.json
+    into the run folder.
+
+      --data DIR     an ACDC-layout folder (training/, testing/). Default: the synthetic phantom,
+                     generated once into .cache/ in the current folder.
+      --preset P     smoke (minutes), cpu (default, under 45 minutes on 2 cores), paper (the
+                     paper's sizes; prints its time estimate and runs only with --yes).
+      --seed N       seed of every draw (default 1).
+      --run DIR      run folder (default runs/PRESET-seedN). Finished stages there are reused;
+                     a folder made with another configuration is refused unless --fresh.
+      --fresh        delete the run folder's finished stages first.
+      --workers N    threads, 1-16 (default: all cores). Results do not depend on it.
+      --require-reproduced  exit 2 when a claim is not reproduced.
+    """
+
+  static func run(_ options: inout Options) throws {
+    try options.requireNoPositional(name)
+    let presetName = options.string("preset") ?? "cpu"
+    let seed = try options.uint64("seed", default: 1)
+    guard let config = ExperimentConfig.preset(presetName, seed: seed) else {
+      throw VerifyError("unknown preset '\(presetName)' (choose one of \(ExperimentConfig.presetNames.joined(separator: ", ")))", exitCode: 64)
+    }
+    let workers = try options.int("workers", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...16)
+    let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    let runDirectory = options.string("run").map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL }
+      ?? cwd.appendingPathComponent("runs/\(presetName)-seed\(seed)")
+
+    if presetName == "paper" && !options.flag("yes") {
+      say(PaperEstimate.describe(config: config, workers: workers))
+      say("Not started: add --yes to run the paper preset.")
+      return
+    }
+
+    let data: any ExperimentData
+    if let path = options.string("data") {
+      let root = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
+      data = try DatasetSplits.load(root: root, source: "ACDC at \(root.path)", config: config)
+    } else {
+      let cache = cwd.appendingPathComponent(".cache")
+      let root = try DatasetSplits.ensurePhantom(cache: cache, config: config)
+      data = try DatasetSplits.load(
+        root: root,
+        source: "synthetic phantom, seed \(config.phantomSeed), difficulty \(config.phantomDifficulty)",
+        config: config)
+    }
+
+    say("verify reproduce: preset \(presetName), seed \(seed), \(workers) worker(s), run folder \(runDirectory.path)")
+    say("  model: widths \(config.model.widths), D = \(config.model.features), S = \(config.model.imageSize), projection \(config.model.projectionHidden)-\(config.model.projectionOutput)")
+    say("  pretraining: \(config.pretrainingSteps) steps, batch \(config.pretrainingBatch), lr \(config.pretrainingLearningRate), M = \(config.positions), tau = \(config.temperature), lambda = \(config.barlowLambda)")
+    say("  downstream: batch \(config.downstreamBatch); LP \(config.linearProbeSteps) steps lr \(config.linearProbeLearningRate); FT at most \(config.fineTuneMaxSteps) steps, lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate), validation every \(config.validationInterval), patience \(config.patience)")
+    say("  budgets \(config.budgets), draws \(config.budgets.map { config.drawCount(budget: $0) })")
+    let store = RunStore(directory: runDirectory)
+    try store.open(configuration: RunIdentity(config: config, data: data.source), fresh: options.flag("fresh"))
+    var reproduction = Reproduction(config: config, data: data, store: store, workers: workers)
+    let report = try reproduction.run()
+    say("")
+    say("# \(report.dataSource)")
+    say(report.diceTable())
+    say("")
+    say(report.claimsText)
+    say("")
+    say(report.equivarianceText)
+    say("")
+    say("Results: \(runDirectory.path)/results.{md,csv,json}; total time \(formatDuration(report.totalSeconds))")
+    if options.flag("require-reproduced") && report.claims.contains(where: { !$0.reproduced }) {
+      throw VerifyError("--require-reproduced: not every claim was reproduced", exitCode: 2)
+    }
+  }
+}
+
+/// What a run folder is tied to: the configuration and the data source.
+struct RunIdentity: Codable, Equatable {
+  var config: ExperimentConfig
+  var data: String
+}

@@ -4,6 +4,7 @@ import Foundation
 
 let commands: [any VerifyCommand.Type] = [
   InfoCommand.self,
+  PhantomCommand.self,
   ReproduceCommand.self,
 ]
 

@@ -140,14 +140,15 @@ func conv3x3Direct(
     func window(_ s: Int) -> UnsafePointer<Float> {
       UnsafePointer(image + (y0 + s / segmentsPerRow) * g.rowStride + 8 * (s % segmentsPerRow))
     }
-    for block in 0..<blocks {
-      let w = weights + block * depth * 36
-      let channels = min(4, rows - block * 4)
-      var s = 0
-      while s < segments {
-        let count = min(3, segments - s)
-        let acc = conv3x3Tile(
-          w, depth: depth, geometry: g, window(s), window(s + min(1, count - 1)), window(s + count - 1))
+    // Tile-outer, block-inner: the tile's input rows (all channels) stay in L1 while the blocks'
+    // weights stream from L2, which moves fewer bytes than the other order.
+    var s = 0
+    while s < segments {
+      let count = min(3, segments - s)
+      let s0 = window(s), s1 = window(s + min(1, count - 1)), s2 = window(s + count - 1)
+      for block in 0..<blocks {
+        let acc = conv3x3Tile(weights + block * depth * 36, depth: depth, geometry: g, s0, s1, s2)
+        let channels = min(4, rows - block * 4)
         for j in 0..<count {
           let y = y0 + (s + j) / segmentsPerRow
           let x = 8 * ((s + j) % segmentsPerRow)
@@ -157,8 +158,8 @@ func conv3x3Direct(
             store8(acc.get(m, j), destination, lanes: lanes)
           }
         }
-        s += count
       }
+      s += count
     }
   }
 }
@@ -238,72 +239,95 @@ public func conv3x3Backward(input: Tensor<Float>, weight: [Float], gradOutput: T
   return (Tensor(shape: s, data: gradInputData), gradWeight)
 }
 
-/// Rows of one weight-gradient chunk: about 4096 pixels, fixed by the width alone.
-@inline(__always)
-func conv3x3ChunkRows(width: Int) -> Int { max(1, 4096 / roundUp(width, 8)) }
-
 /// gw[o, c, ky, kx] = sum over n, y, x of grad[n, o, y, x] · input[n, c, y + ky - 1, x + kx - 1],
-/// both operands as padded planes (zero lanes past the row end make the partial segments exact).
+/// both operands as padded planes.
 ///
-/// Items are (chunk of flattened (n, y) rows, block of 4 output channels); item (k, b) owns
-/// partial[k][rows of block b]. Inside an item, sub-bands of rows are reduced one after another.
-/// The chunks are then added in chunk order, so nothing depends on `workers`.
+/// For a fixed image, a window origin q = y · rowStride + x runs over one contiguous range of
+/// H · rowStride positions: the output gradient at q sits at padded q + rowStride + 1 and is zero
+/// wherever x >= W (padding), so every tap is a plain dot product of two contiguous runs, with no
+/// per-row bookkeeping. A chunk is a fixed number of whole images (from the shape alone); its runs
+/// are cut into pieces of at most 512 positions (several short images, or part of a long one).
+/// Items are (chunk, group of up to 12 output channels); item (k, group) owns partial[k][its
+/// channels]; for each piece, input channel and ky it reads the three shifted input runs once and
+/// runs 3 x 3 lane tiles for every 3 output channels of its group, each 8-lane accumulator summed in
+/// a fixed lane order and added to the partial. The chunks are added in chunk order, so nothing
+/// depends on `workers`.
 func conv3x3WeightGradient(
   paddedInput: UnsafePointer<Float>, paddedGrad: UnsafePointer<Float>, geometry g: PaddedGeometry,
   batch: Int, inputChannels cin: Int, outputChannels cout: Int, workers: Int
 ) -> [Float] {
-  let totalRows = batch * g.height
-  let chunkRows = conv3x3ChunkRows(width: g.width)
-  let chunks = (totalRows + chunkRows - 1) / chunkRows
-  let subRows = max(1, 1024 / roundUp(g.width, 8))
-  let blocks = (cout + 3) / 4
+  let steps = (g.height * g.rowStride + 7) / 8
+  let pieceSteps = 64
+  let imagesPerChunk = max(1, 512 / steps)
+  let chunks = (batch + imagesPerChunk - 1) / imagesPerChunk
+  let blocks = (cout + 2) / 3
+  let blocksPerGroup = 4
+  let groups = (blocks + blocksPerGroup - 1) / blocksPerGroup
   let weightCount = cout * cin * 9
-  let segmentsPerRow = g.segmentsPerRow
   return withScratch(chunks * weightCount) { partial in
-    // Disjoint writes: item (k, b) writes partial[k * weightCount + o * cin * 9 ...] for o in block b.
+    // Disjoint writes: item (k, group) writes partial[k * weightCount + o * cin * 9 ...] for the
+    // output channels o of its group only.
     nonisolated(unsafe) let part = partial
     nonisolated(unsafe) let inputPlanes = paddedInput
     nonisolated(unsafe) let gradPlanes = paddedGrad
-    parallelFor(chunks * blocks, workers: workers) { item in
-      let chunk = item / blocks, block = item % blocks
-      let o0 = block * 4
-      let channels = min(4, cout - o0)
-      let rowRange = (chunk * chunkRows)..<min(totalRows, (chunk + 1) * chunkRows)
+    parallelFor(chunks * groups, workers: workers) { item in
+      let chunk = item / groups
+      let firstBlock = (item % groups) * blocksPerGroup
+      let lastBlock = min(blocks, firstBlock + blocksPerGroup)
       let out = part + chunk * weightCount
+      // The chunk's runs as segments (image, first vector, vectors), cut into pieces.
+      var pieces = [[(n: Int, start: Int, count: Int)]]()
+      var current = [(n: Int, start: Int, count: Int)]()
+      var filled = 0
+      for n in (chunk * imagesPerChunk)..<min(batch, (chunk + 1) * imagesPerChunk) {
+        var s0 = 0
+        while s0 < steps {
+          let count = min(steps - s0, pieceSteps - filled)
+          current.append((n, s0, count))
+          filled += count
+          s0 += count
+          if filled == pieceSteps {
+            pieces.append(current)
+            current = []
+            filled = 0
+          }
+        }
+      }
+      if !current.isEmpty { pieces.append(current) }
       var first = true
-      var r0 = rowRange.lowerBound
-      while r0 < rowRange.upperBound {
-        let r1 = min(r0 + subRows, rowRange.upperBound)
+      for piece in pieces {
         for c in 0..<cin {
           for ky in 0..<3 {
-            var acc = Tile4x3()
-            for r in r0..<r1 {
-              let n = r / g.height, y = r % g.height
-              // Output-gradient row y of channel o sits at padded row y + 1, column 1.
-              let gRow = gradPlanes + (n * cout) * g.planeStride + (y + 1) * g.rowStride + 1
-              let g0 = gRow + min(o0, cout - 1) * g.planeStride
-              let g1 = gRow + min(o0 + 1, cout - 1) * g.planeStride
-              let g2 = gRow + min(o0 + 2, cout - 1) * g.planeStride
-              let g3 = gRow + min(o0 + 3, cout - 1) * g.planeStride
-              let xRow = inputPlanes + (n * cin + c) * g.planeStride + (y + ky) * g.rowStride
-              for v in 0..<segmentsPerRow {
-                let x = 8 * v
-                acc.laneStep(
-                  load8(g0 + x), load8(g1 + x), load8(g2 + x), load8(g3 + x),
-                  load8(xRow + x), load8(xRow + x + 1), load8(xRow + x + 2))
+            for block in firstBlock..<lastBlock {
+              let o0 = block * 3
+              var acc = LaneTile3x3()
+              for segment in piece {
+                let q = 8 * segment.start
+                // Output-gradient row y of channel o sits at padded row y + 1, column 1.
+                let gImage = gradPlanes + segment.n * cout * g.planeStride + g.rowStride + 1 + q
+                let x = inputPlanes + (segment.n * cin + c) * g.planeStride + ky * g.rowStride + q
+                laneDots(
+                  &acc, steps: segment.count, gImage + o0 * g.planeStride,
+                  gImage + min(o0 + 1, cout - 1) * g.planeStride, gImage + min(o0 + 2, cout - 1) * g.planeStride,
+                  x, x + 1, x + 2)
               }
-            }
-            for m in 0..<channels {
-              let base = out + ((o0 + m) * cin + c) * 9 + ky * 3
-              for kx in 0..<3 {
-                let value = laneSum(acc.get(m, kx))
-                base[kx] = first ? value : base[kx] + value
+              for m in 0..<min(3, cout - o0) {
+                let base = out + ((o0 + m) * cin + c) * 9 + ky * 3
+                let (v0, v1, v2) = acc.sums(m)
+                if first {
+                  base[0] = v0
+                  base[1] = v1
+                  base[2] = v2
+                } else {
+                  base[0] += v0
+                  base[1] += v1
+                  base[2] += v2
+                }
               }
             }
           }
         }
         first = false
-        r0 = r1
       }
     }
     return makeArray(weightCount) { result in

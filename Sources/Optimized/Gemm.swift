@@ -51,9 +51,10 @@ func gemmTile(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, depth: Int) 
 /// out[n, r, p] = bias[r] + sum over k < depth of A[r, k] · x[n, k, p], for r < rows, p < pixels.
 ///
 /// x: (batch, depth, pixels) planes; out: (batch, rows, pixels); packed: `packRows(A)`;
-/// bias: (rows) or nil for zero. Items are (image, group of 8 column tiles); each owns its output
-/// columns for every row, and every output is one reduction over k in order, so the result does
-/// not depend on `workers`.
+/// bias: (rows) or nil for zero. Items are (image, group of 8 column tiles = 192 pixels); an item
+/// packs its 8 panels once, then runs every 4-row block over them, so each output row is written
+/// as 192 contiguous pixels (whole cache lines). Each item owns its output columns for every row,
+/// and every output is one reduction over k in order, so the result does not depend on `workers`.
 func gemmPlanes(
   _ x: UnsafePointer<Float>, batch: Int, depth: Int, pixels: Int,
   packed: UnsafePointer<Float>, rows: Int, bias: UnsafePointer<Float>?,
@@ -71,12 +72,13 @@ func gemmPlanes(
   parallelFor(batch * groups, workers: workers) { item in
     let n = item / groups
     let firstTile = (item % groups) * tilesPerItem
-    let lastTile = min(tiles, firstTile + tilesPerItem)
-    withScratch(depth * 24) { panel in
-      for tile in firstTile..<lastTile {
-        let p0 = tile * 24
+    let tileCount = min(tiles, firstTile + tilesPerItem) - firstTile
+    withScratch(tileCount * depth * 24) { panels in
+      for t in 0..<tileCount {
+        let p0 = (firstTile + t) * 24
         let width = min(24, pixels - p0)
         let source = input + n * depth * pixels + p0
+        let panel = panels + t * depth * 24
         for k in 0..<depth {
           let row = source + k * pixels
           let dst = panel + k * 24
@@ -88,9 +90,15 @@ func gemmPlanes(
             for l in 0..<24 { dst[l] = l < width ? row[l] : 0 }
           }
         }
-        for block in 0..<blocks {
-          let acc = gemmTile(weights + block * depth * 4, panel, depth: depth)
-          for m in 0..<min(4, rows - block * 4) {
+      }
+      for block in 0..<blocks {
+        let a = weights + block * depth * 4
+        let rowCount = min(4, rows - block * 4)
+        for t in 0..<tileCount {
+          let p0 = (firstTile + t) * 24
+          let width = min(24, pixels - p0)
+          let acc = gemmTile(a, panels + t * depth * 24, depth: depth)
+          for m in 0..<rowCount {
             let r = block * 4 + m
             let b = Vec8(repeating: biasValues?[r] ?? 0)
             let dst = out + (n * rows + r) * pixels + p0
@@ -110,9 +118,10 @@ func gemmPlanes(
 ///
 /// g: (batch, rows, pixels); x: (batch, depth, pixels); out: (rows, depth), row-major.
 /// Pixels are cut into fixed chunks (whole images split at multiples of 4096 pixels, fixed by the
-/// shape); item (chunk, block of 4 rows) writes its own partial; within a chunk, sub-ranges of 512
-/// pixels are reduced in order, each 8-lane accumulator summed in a fixed lane order; the chunks
-/// are added in chunk order. Nothing depends on `workers`.
+/// shape). Items are (chunk, group of up to 12 rows); an item writes its own rows of its chunk's
+/// partial. Within a chunk, pieces of 512 pixels are reduced in order: for each 3 columns of x
+/// (read once), 3 x 3 lane tiles run for every 3 rows of the group, each 8-lane accumulator summed
+/// in a fixed lane order. The chunks are added in chunk order. Nothing depends on `workers`.
 func gemmReducePixels(
   _ g: UnsafePointer<Float>, rows: Int, _ x: UnsafePointer<Float>, depth: Int, batch: Int, pixels: Int,
   output: UnsafeMutablePointer<Float>, workers: Int
@@ -120,56 +129,56 @@ func gemmReducePixels(
   let chunkPixels = 4096
   let chunksPerImage = max(1, (pixels + chunkPixels - 1) / chunkPixels)
   let chunks = batch * chunksPerImage
-  let blocks = (rows + 3) / 4
+  let blocks = (rows + 2) / 3
+  let blocksPerGroup = 4
+  let groups = (blocks + blocksPerGroup - 1) / blocksPerGroup
   let count = rows * depth
   withScratch(chunks * count) { partial in
-    // Disjoint writes: item (chunk, block) writes partial[chunk][rows of block][·] only.
+    // Disjoint writes: item (chunk, group) writes partial[chunk][rows of its group][·] only.
     nonisolated(unsafe) let part = partial
     nonisolated(unsafe) let gradient = g
     nonisolated(unsafe) let values = x
-    parallelFor(chunks * blocks, workers: workers) { item in
-      let chunk = item / blocks, block = item % blocks
+    parallelFor(chunks * groups, workers: workers) { item in
+      let chunk = item / groups
+      let firstBlock = (item % groups) * blocksPerGroup
+      let lastBlock = min(blocks, firstBlock + blocksPerGroup)
       let n = chunk / chunksPerImage
-      let range = ((chunk % chunksPerImage) * chunkPixels)..<min(pixels, (chunk % chunksPerImage + 1) * chunkPixels)
-      let r0 = block * 4
-      let rowCount = min(4, rows - r0)
+      let start = (chunk % chunksPerImage) * chunkPixels
+      let end = min(pixels, start + chunkPixels)
       let gBase = gradient + n * rows * pixels
-      let g0 = gBase + r0 * pixels
-      let g1 = gBase + min(r0 + 1, rows - 1) * pixels
-      let g2 = gBase + min(r0 + 2, rows - 1) * pixels
-      let g3 = gBase + min(r0 + 3, rows - 1) * pixels
+      let xBase = values + n * depth * pixels
       let out = part + chunk * count
       var first = true
-      var s0 = range.lowerBound
-      while s0 < range.upperBound {
-        let s1 = min(s0 + 512, range.upperBound)
+      var s0 = start
+      while s0 < end {
+        let s1 = min(s0 + 512, end)
         let full = (s1 - s0) / 8
         let tail = (s1 - s0) % 8
         var k0 = 0
         while k0 < depth {
           let kCount = min(3, depth - k0)
-          let xBase = values + n * depth * pixels
-          let x0 = xBase + k0 * pixels
-          let x1 = xBase + min(k0 + 1, depth - 1) * pixels
-          let x2 = xBase + min(k0 + 2, depth - 1) * pixels
-          var acc = Tile4x3()
-          var p = s0
-          for _ in 0..<full {
-            acc.laneStep(
-              load8(g0 + p), load8(g1 + p), load8(g2 + p), load8(g3 + p), load8(x0 + p), load8(x1 + p), load8(x2 + p))
-            p += 8
-          }
-          if tail > 0 {
-            acc.laneStep(
-              loadPartial(g0 + p, lanes: tail), loadPartial(g1 + p, lanes: tail), loadPartial(g2 + p, lanes: tail),
-              loadPartial(g3 + p, lanes: tail), loadPartial(x0 + p, lanes: tail), loadPartial(x1 + p, lanes: tail),
-              loadPartial(x2 + p, lanes: tail))
-          }
-          for m in 0..<rowCount {
-            for j in 0..<kCount {
-              let destination = out + (r0 + m) * depth + k0 + j
-              let value = laneSum(acc.get(m, j))
-              destination.pointee = first ? value : destination.pointee + value
+          let x0 = xBase + k0 * pixels + s0
+          let x1 = xBase + min(k0 + 1, depth - 1) * pixels + s0
+          let x2 = xBase + min(k0 + 2, depth - 1) * pixels + s0
+          for block in firstBlock..<lastBlock {
+            let r0 = block * 3
+            let g0 = gBase + r0 * pixels + s0
+            let g1 = gBase + min(r0 + 1, rows - 1) * pixels + s0
+            let g2 = gBase + min(r0 + 2, rows - 1) * pixels + s0
+            var acc = LaneTile3x3()
+            laneDots(&acc, steps: full, g0, g1, g2, x0, x1, x2)
+            if tail > 0 {
+              let p = 8 * full
+              acc.step(
+                loadPartial(g0 + p, lanes: tail), loadPartial(g1 + p, lanes: tail), loadPartial(g2 + p, lanes: tail),
+                loadPartial(x0 + p, lanes: tail), loadPartial(x1 + p, lanes: tail), loadPartial(x2 + p, lanes: tail))
+            }
+            for m in 0..<min(3, rows - r0) {
+              let (v0, v1, v2) = acc.sums(m)
+              let destination = out + (r0 + m) * depth + k0
+              destination[0] = first ? v0 : destination[0] + v0
+              if kCount > 1 { destination[1] = first ? v1 : destination[1] + v1 }
+              if kCount > 2 { destination[2] = first ? v2 : destination[2] + v2 }
             }
           }
           k0 += 3

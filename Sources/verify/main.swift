@@ -6,6 +6,7 @@ let commands: [any VerifyCommand.Type] = [
   InfoCommand.self,
   PhantomCommand.self,
   ReproduceCommand.self,
+  ProfileCommand.self,
 ]
 
 func usage(_ commands: [any VerifyCommand.Type]) -> String {

@@ -1,0 +1,605 @@
+import Dispatch
+import Foundation
+import Optimized
+import Reference
+
+/// `verify profile`: every optimized kernel at a preset's real layer shapes, checked against the
+/// reference first, then timed beside it, with GFLOP/s and the fraction of the machine's measured
+/// peak.
+enum ProfileCommand: VerifyCommand {
+  static let name = "profile"
+  static let summary = "check, then time every optimized kernel against the reference (release builds only)"
+  static let options = [OptionSpec("preset", value: true), OptionSpec("workers", value: true), OptionSpec("json", value: true)]
+  static let help = """
+    usage: verify profile [--preset paper|cpu|smoke|tiny] [--workers N] [--json FILE]
+
+    Refuses a debug build. Measures the machine's peak with the optimized GEMM micro-kernel on
+    every worker, then, for every kernel at the preset's layer shapes (pretraining batch 8 per view;
+    segmentation batch 16): runs the reference (Double) and the optimized (Float) kernel on the
+    same inputs and checks every output (|opt - ref| <= 1e-4 + 1e-4 |ref|, TestSupport's
+    "float32 kernel" preset); prints "all results match" or fails; then prints the median time of
+    each, the speedup, the optimized GFLOP/s and its fraction of the peak. The reference is timed
+    with fewer repetitions, and where one full-batch run would take more than a few seconds it is
+    timed on one batch element and multiplied by the batch (marked *). Default preset: cpu;
+    default workers: every active processor. --json FILE writes the same table.
+    """
+
+  static func run(_ options: inout Options) throws {
+    try options.requireNoPositional(name)
+    #if DEBUG
+      throw VerifyError(
+        "refusing to time a debug build (numeric code is 10-200x slower); run "
+          + "`swift run -c release verify profile`")
+    #else
+      let presetName = options.string("preset") ?? "cpu"
+      guard let config = ModelConfig.preset(named: presetName) else {
+        let names = ModelConfig.presets.map(\.name).joined(separator: ", ")
+        throw VerifyError("unknown preset '\(presetName)' (choose one of \(names))", exitCode: 64)
+      }
+      let workers = try options.int("workers", default: defaultWorkerCount, range: 1...16)
+      let jsonPath = options.string("json")
+      try profile(presetName: presetName, config: config, workers: workers, jsonPath: jsonPath)
+    #endif
+  }
+
+  static func profile(presetName: String, config: ModelConfig, workers: Int, jsonPath: String?) throws {
+    let probes = ProfileProbe.all(config: config)
+    print("verify profile: preset \(presetName), pretraining batch \(ProfileProbe.batch) per view, \(workers) workers")
+    let peak = measurePeakGFLOPS(workers: workers)
+    print(String(format: "measured peak: %.1f GFLOP/s (4x24 FMA micro-kernel on L1-resident panels, %d workers)", peak, workers))
+
+    // Validate first.
+    print("checking \(probes.count) kernels against the reference ...")
+    var measurements = [ProfileMeasurement]()
+    var failures = [String]()
+    for probe in probes {
+      let m = probe.measureReferenceAndCheck(workers: workers)
+      if let problem = m.problem { failures.append("\(probe.name) \(probe.shape): \(problem)") }
+      measurements.append(m)
+    }
+    if !failures.isEmpty {
+      for failure in failures { print("MISMATCH \(failure)") }
+      throw VerifyError("\(failures.count) optimized results differ from the reference")
+    }
+    print("all results match (\(probes.count) kernels, every output, tolerance abs 1e-4 + rel 1e-4)")
+
+    // Then time.
+    for i in probes.indices { measurements[i].optimizedSeconds = probes[i].timeOptimized(workers: workers) }
+    let rows = measurements.map { ProfileRow($0, peak: peak) }
+    var table = rows
+    for (label, filter) in ProfileProbe.totals {
+      let members = rows.filter { filter($0.name) }
+      if !members.isEmpty { table.append(ProfileRow(total: label, members: members, peak: peak)) }
+    }
+    print("")
+    print(ProfileRow.header)
+    for row in table { print(row.line) }
+    if measurements.contains(where: \.referenceScaled) {
+      print("* reference timed on one batch element and multiplied by the batch size")
+    }
+    print("ref: Reference (Double, plain loops, 1 thread); opt: Optimized (Float32, SIMD, \(workers) workers);")
+    print("times are medians; GFLOP/s and % peak are the optimized kernel's.")
+    if let jsonPath {
+      let report = ProfileReport(preset: presetName, workers: workers, batch: ProfileProbe.batch, peakGFLOPS: peak, rows: table)
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath))
+      print("wrote \(jsonPath)")
+    }
+  }
+}
+
+// MARK: - Table
+
+struct ProfileReport: Codable {
+  var preset: String
+  var workers: Int
+  var batch: Int
+  var peakGFLOPS: Double
+  var rows: [ProfileRow]
+}
+
+struct ProfileRow: Codable {
+  var name: String
+  var shape: String
+  var referenceMilliseconds: Double
+  var referenceScaled: Bool
+  var optimizedMilliseconds: Double
+  var speedup: Double
+  var gflops: Double
+  var fractionOfPeak: Double
+
+  init(_ m: ProfileMeasurement, peak: Double) {
+    name = m.name
+    shape = m.shape
+    referenceMilliseconds = m.referenceSeconds * 1e3
+    referenceScaled = m.referenceScaled
+    optimizedMilliseconds = m.optimizedSeconds * 1e3
+    speedup = m.referenceSeconds / m.optimizedSeconds
+    gflops = m.flops / m.optimizedSeconds / 1e9
+    fractionOfPeak = gflops / peak
+  }
+
+  /// A sum over rows: total time, total FLOPs over total time.
+  init(total label: String, members: [ProfileRow], peak: Double) {
+    name = label
+    shape = "\(members.count) rows"
+    referenceMilliseconds = members.reduce(0) { $0 + $1.referenceMilliseconds }
+    referenceScaled = members.contains(where: \.referenceScaled)
+    optimizedMilliseconds = members.reduce(0) { $0 + $1.optimizedMilliseconds }
+    speedup = referenceMilliseconds / optimizedMilliseconds
+    let flops = members.reduce(0) { $0 + $1.gflops * $1.optimizedMilliseconds * 1e-3 }
+    gflops = flops / (optimizedMilliseconds * 1e-3)
+    fractionOfPeak = gflops / peak
+  }
+
+  static let header =
+    "kernel".padding(toLength: 30, withPad: " ", startingAt: 0) + "shape".padding(toLength: 30, withPad: " ", startingAt: 0)
+    + "    ref ms     opt ms   speedup   GFLOP/s  % peak"
+
+  var line: String {
+    let reference = String(format: "%10.2f%@", referenceMilliseconds, referenceScaled ? "*" : " ")
+    let rest = String(format: "%10.3f %8.1fx %9.1f %6.1f%%", optimizedMilliseconds, speedup, gflops, 100 * fractionOfPeak)
+    return name.padding(toLength: 30, withPad: " ", startingAt: 0) + shape.padding(toLength: 30, withPad: " ", startingAt: 0)
+      + reference + rest
+  }
+}
+
+// MARK: - Probes
+
+/// One kernel call at one shape, measured.
+struct ProfileMeasurement {
+  var name: String
+  var shape: String
+  var flops: Double
+  var referenceSeconds: Double
+  var referenceScaled: Bool
+  var optimizedSeconds = Double.nan
+  var problem: String?
+}
+
+/// A kernel call written once for any backend: `prepare` draws the inputs for a batch size and
+/// returns a closure that runs the kernel once and returns its outputs.
+struct ProfileProbe {
+  /// Pretraining batch per view (PROTOCOL section 3).
+  static let batch = 8
+  /// Segmentation batch (PROTOCOL section 4).
+  static let segmentationBatch = 16
+
+  var name: String
+  var shape: String
+  /// Batch of the timed call, and whether time scales with it (false for whole-batch losses).
+  var batch: Int
+  var scalesWithBatch: Bool
+  /// Floating-point operations of one call at `batch` (multiply-adds count 2).
+  var flops: Double
+  var prepareReference: @Sendable (Int) -> () -> [[Double]]
+  var prepareOptimized: @Sendable (Int, Int) -> () -> [[Float]]
+
+  init<K: ProbeKernel>(_ kernel: K, name: String, shape: String, batch: Int, scalesWithBatch: Bool = true, flops: Double) {
+    self.name = name
+    self.shape = shape
+    self.batch = batch
+    self.scalesWithBatch = scalesWithBatch
+    self.flops = flops
+    prepareReference = { n in kernel.prepare(ReferenceBackend(), batch: n) }
+    prepareOptimized = { n, workers in kernel.prepare(OptimizedBackend(workers: workers), batch: n) }
+  }
+
+  /// Rows summed into totals: label and which kernel names belong.
+  static let totals: [(String, @Sendable (String) -> Bool)] = [
+    ("TOTAL conv3x3 fwd+bwd", { $0.hasPrefix("conv3x3") }),
+    ("TOTAL all kernels above", { _ in true }),
+  ]
+
+  /// Runs the reference (full batch when that takes a few seconds at most, else one batch element,
+  /// scaled), then the optimized kernel on the same inputs, and compares every output.
+  func measureReferenceAndCheck(workers: Int) -> ProfileMeasurement {
+    var m = ProfileMeasurement(name: name, shape: shape, flops: flops, referenceSeconds: 0, referenceScaled: false)
+    var checkBatch = batch
+    if scalesWithBatch && batch > 1 {
+      let single = prepareReference(1)
+      let t1 = profileSeconds { blackHole(single()) }
+      if t1 * Double(batch) > 3 {
+        checkBatch = 1
+        m.referenceScaled = true
+        m.referenceSeconds = profileMedian(reps: t1 > 1 ? 1 : 3, single) * Double(batch)
+      }
+    }
+    let reference = prepareReference(checkBatch)
+    var expected = [[Double]]()
+    let t = profileSeconds { expected = reference() }
+    if !m.referenceScaled {
+      m.referenceSeconds = t > 0.5 ? t : min(t, profileMedian(reps: 3, reference))
+    }
+    let actual = prepareOptimized(checkBatch, workers)()
+    m.problem = compare(actual, expected)
+    return m
+  }
+
+  /// Median time of the optimized kernel at the full batch: one warm-up, then about a second of
+  /// repetitions (3 ... 25).
+  func timeOptimized(workers: Int) -> Double {
+    let run = prepareOptimized(batch, workers)
+    let first = profileSeconds { blackHole(run()) }
+    let reps = max(3, min(25, Int(1 / max(first, 1e-6))))
+    return profileMedian(reps: reps, run)
+  }
+
+  /// The first output element outside |a - e| <= 1e-4 + 1e-4 |e| (TestSupport's "float32 kernel"
+  /// preset, which this executable does not link), or nil.
+  func compare(_ actual: [[Float]], _ expected: [[Double]]) -> String? {
+    let absolute = 1e-4, relative = 1e-4
+    if actual.count != expected.count { return "\(actual.count) outputs, expected \(expected.count)" }
+    for (k, (a, e)) in zip(actual, expected).enumerated() {
+      if a.count != e.count { return "output \(k): \(a.count) values, expected \(e.count)" }
+      var bad = 0
+      var first: String?
+      for i in 0..<a.count {
+        let limit = absolute + relative * abs(e[i])
+        if !(abs(Double(a[i]) - e[i]) <= limit) {
+          bad += 1
+          if first == nil { first = "output \(k) index \(i): expected \(e[i]), actual \(a[i]), limit \(limit)" }
+        }
+      }
+      if let first { return "\(bad)/\(a.count) outside tolerance; first \(first)" }
+    }
+    return nil
+  }
+}
+
+func profileSeconds(_ body: () -> Void) -> Double {
+  let start = DispatchTime.now().uptimeNanoseconds
+  body()
+  return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+}
+
+func profileMedian<T>(reps: Int, _ body: () -> T) -> Double {
+  var times = [Double]()
+  for _ in 0..<reps { times.append(profileSeconds { blackHole(body()) }) }
+  times.sort()
+  return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+}
+
+// MARK: - Kernels written once for both backends
+
+/// Seeded inputs in [-1, 1), rounded through Float so both backends see the same numbers.
+struct ProbeInputs {
+  var rng: SplitMix64
+  init(_ seed: UInt64) { rng = SplitMix64(seed: seed, stream: 0x5052_4F46) }
+  mutating func values(_ count: Int, scale: Double = 1, offset: Double = 0) -> [Double] {
+    (0..<count).map { _ in Double(Float(offset + scale * (2 * rng.uniform() - 1))) }
+  }
+}
+
+protocol ProbeKernel: Sendable {
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]]
+}
+
+func probeCast<B: Backend>(_ values: [Double], _: B) -> [B.Scalar] { values.map { B.Scalar($0) } }
+func probeCast<B: Backend>(_ shape: Shape, _ values: [Double], _ b: B) -> Tensor<B.Scalar> {
+  Tensor(shape: shape, data: probeCast(values, b))
+}
+
+struct Conv3x3Probe: ProbeKernel {
+  var cin: Int, cout: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(cin * 1000 + cout + size))
+    let shape = Shape(batch, cin, size, size)
+    let x = probeCast(shape, r.values(shape.count), b)
+    let w = probeCast(r.values(cout * cin * 9, scale: (3 / Double(9 * cin)).squareRoot()), b)
+    if !backward { return { [b.conv3x3Forward(input: x, weight: w, outputChannels: cout).data] } }
+    let dy = probeCast(Shape(batch, cout, size, size), r.values(batch * cout * size * size), b)
+    return {
+      let g = b.conv3x3Backward(input: x, weight: w, gradOutput: dy)
+      return [g.gradInput.data, g.gradWeight]
+    }
+  }
+}
+
+struct Conv1x1Probe: ProbeKernel {
+  var cin: Int, cout: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(cin * 1000 + cout + size + 1))
+    let shape = Shape(batch, cin, size, size)
+    let x = probeCast(shape, r.values(shape.count), b)
+    let w = probeCast(r.values(cout * cin, scale: (3 / Double(cin)).squareRoot()), b)
+    let bias = probeCast(r.values(cout), b)
+    if !backward { return { [b.conv1x1Forward(input: x, weight: w, bias: bias).data] } }
+    let dy = probeCast(Shape(batch, cout, size, size), r.values(batch * cout * size * size), b)
+    return {
+      let g = b.conv1x1Backward(input: x, weight: w, gradOutput: dy)
+      return [g.gradInput.data, g.gradWeight, g.gradBias]
+    }
+  }
+}
+
+struct ConvTransposeProbe: ProbeKernel {
+  var cin: Int, cout: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(cin * 1000 + cout + size + 2))
+    let shape = Shape(batch, cin, size, size)
+    let x = probeCast(shape, r.values(shape.count), b)
+    let w = probeCast(r.values(cin * cout * 4, scale: (3 / Double(cin)).squareRoot()), b)
+    let bias = probeCast(r.values(cout), b)
+    if !backward { return { [b.convTranspose2x2Forward(input: x, weight: w, bias: bias).data] } }
+    let dy = probeCast(Shape(batch, cout, 2 * size, 2 * size), r.values(batch * cout * 4 * size * size), b)
+    return {
+      let g = b.convTranspose2x2Backward(input: x, weight: w, gradOutput: dy)
+      return [g.gradInput.data, g.gradWeight, g.gradBias]
+    }
+  }
+}
+
+struct BatchNormProbe: ProbeKernel {
+  var channels: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(channels * 100 + size + 3))
+    let shape = Shape(batch, channels, size, size)
+    let x = probeCast(shape, r.values(shape.count, scale: 2, offset: 0.5), b)
+    let weight = probeCast(r.values(channels, scale: 0.5, offset: 1), b)
+    let bias = probeCast(r.values(channels), b)
+    let mean = probeCast(r.values(channels), b)
+    let variance = probeCast(r.values(channels, scale: 0.5, offset: 1), b)
+    if !backward {
+      return {
+        var m = mean, v = variance
+        let y = b.batchNormForward(input: x, weight: weight, bias: bias, runningMean: &m, runningVariance: &v, training: true)
+        return [y.output.data, m, v]
+      }
+    }
+    var m = mean, v = variance
+    let saved = b.batchNormForward(input: x, weight: weight, bias: bias, runningMean: &m, runningVariance: &v, training: true).saved
+    let dy = probeCast(shape, r.values(shape.count), b)
+    return {
+      let g = b.batchNormBackward(input: x, weight: weight, saved: saved, gradOutput: dy)
+      return [g.gradInput.data, g.gradWeight, g.gradBias]
+    }
+  }
+}
+
+struct ReLUProbe: ProbeKernel {
+  var channels: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(channels * 100 + size + 4))
+    let shape = Shape(batch, channels, size, size)
+    let x = probeCast(shape, r.values(shape.count), b)
+    if !backward { return { [b.reluForward(input: x).data] } }
+    let y = b.reluForward(input: x)
+    let dy = probeCast(shape, r.values(shape.count), b)
+    return { [b.reluBackward(output: y, gradOutput: dy).data] }
+  }
+}
+
+struct MaxPoolProbe: ProbeKernel {
+  var channels: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(channels * 100 + size + 5))
+    let shape = Shape(batch, channels, size, size)
+    let x = probeCast(shape, r.values(shape.count), b)
+    if !backward { return { [b.maxPool2x2Forward(input: x).data] } }
+    let dy = probeCast(Shape(batch, channels, size / 2, size / 2), r.values(shape.count / 4), b)
+    return { [b.maxPool2x2Backward(input: x, gradOutput: dy).data] }
+  }
+}
+
+struct ConcatProbe: ProbeKernel {
+  var channels: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(channels * 100 + size + 6))
+    let shape = Shape(batch, channels, size, size)
+    let first = probeCast(shape, r.values(shape.count), b)
+    let second = probeCast(shape, r.values(shape.count), b)
+    if !backward { return { [b.concatChannels(first, second).data] } }
+    let joined = b.concatChannels(first, second)
+    return {
+      let (p, q) = b.splitChannels(joined, firstChannels: channels)
+      return [p.data, q.data]
+    }
+  }
+}
+
+struct WarpProbe: ProbeKernel {
+  var channels: Int, size: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(channels * 100 + size + 7))
+    let shape = Shape(batch, channels, size, size)
+    let x = probeCast(shape, r.values(shape.count), b)
+    var rng = SplitMix64(seed: 7, stream: 1)
+    let affines = (0..<batch).map { _ in sampleSpatialTransform(rng: &rng).affine }
+    if !backward { return { [b.warpForward(input: x, affines: affines).data] } }
+    return { [b.warpBackward(gradOutput: x, affines: affines).data] }
+  }
+}
+
+struct L2NormalizeProbe: ProbeKernel {
+  var rows: Int, columns: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(rows + columns + 8))
+    let shape = Shape(rows, columns, 1, 1)
+    let x = probeCast(shape, r.values(shape.count), b)
+    if !backward { return { [b.l2NormalizeForward(input: x).data] } }
+    let dy = probeCast(shape, r.values(shape.count), b)
+    return { [b.l2NormalizeBackward(input: x, gradOutput: dy).data] }
+  }
+}
+
+struct InfoNCEProbe: ProbeKernel {
+  var rows: Int, columns: Int
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(rows + columns + 9))
+    let shape = Shape(rows, columns, 1, 1)
+    // Unit rows, rounded to Float after normalising.
+    func unitRows() -> Tensor<B.Scalar> {
+      var values = [Double]()
+      for _ in 0..<rows {
+        let row = r.values(columns)
+        let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        values += row.map { Double(Float($0 / norm)) }
+      }
+      return probeCast(shape, values, b)
+    }
+    let z = unitRows(), zPrime = unitRows()
+    return {
+      let l = b.infoNCE(z: z, zPrime: zPrime, temperature: InfoNCEConstants.temperature)
+      return [[B.Scalar(l.loss)], l.gradZ.data, l.gradZPrime.data]
+    }
+  }
+}
+
+struct BarlowTwinsProbe: ProbeKernel {
+  var rows: Int, columns: Int
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(rows + columns + 10))
+    let shape = Shape(rows, columns, 1, 1)
+    let base = r.values(shape.count)
+    let z = probeCast(shape, base, b)
+    let zPrime = probeCast(shape, zip(base, r.values(shape.count, scale: 0.5)).map { Double(Float($0 + $1)) }, b)
+    return {
+      let l = b.barlowTwins(z: z, zPrime: zPrime, lambda: BarlowTwinsConstants.lambda)
+      return [[B.Scalar(l.loss)], l.gradZ.data, l.gradZPrime.data]
+    }
+  }
+}
+
+struct SoftDiceProbe: ProbeKernel {
+  var classes: Int, size: Int
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(classes + size + 11))
+    let shape = Shape(batch, classes, size, size)
+    let logits = probeCast(shape, r.values(shape.count, scale: 3), b)
+    var rng = SplitMix64(seed: 11)
+    let labels = (0..<(batch * size * size)).map { _ in UInt8(rng.int(below: classes)) }
+    return {
+      let l = b.softDiceLoss(logits: logits, labels: labels)
+      return [[B.Scalar(l.loss)], l.gradLogits.data]
+    }
+  }
+}
+
+struct AdamProbe: ProbeKernel {
+  var count: Int
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(count + 12))
+    let values = probeCast(r.values(count), b)
+    let gradients = probeCast(r.values(count, scale: 0.1), b)
+    let first = probeCast(r.values(count, scale: 0.01), b)
+    let second = probeCast(r.values(count, scale: 0.005, offset: 0.005), b)
+    return {
+      var v = values, m = first, s = second
+      b.adamUpdate(
+        values: &v, gradients: gradients, firstMoment: &m, secondMoment: &s, range: 0..<count, learningRate: 4.7e-4,
+        hyper: AdamHyperparameters(), step: 3)
+      return [v, m, s]
+    }
+  }
+}
+
+// MARK: - The preset's layers
+
+extension ProfileProbe {
+  /// Every kernel of one pretraining step (and the segmentation loss) at the preset's shapes.
+  static func all(config: ModelConfig) -> [ProfileProbe] {
+    let n = batch
+    let size = config.imageSize
+    let w = config.widths
+    let depth = config.depth
+    var probes = [ProfileProbe]()
+    func shape(_ c: Int, _ s: Int) -> String { "(\(n), \(c), \(s), \(s))" }
+
+    // 3x3 convolutions of every DoubleConv: (name, cin, cout, size).
+    var convs = [("inc", config.inputChannels, w[0], size)]
+    for k in 1...depth { convs.append(("down\(k)", w[k - 1], w[k], size >> k)) }
+    for k in 1...depth {
+      let input = w[depth - k + 1]
+      convs.append(("up\(k)", input, k == depth ? config.features : w[depth - k], size >> (depth - k)))
+    }
+    for (layer, cin, cout, s) in convs {
+      for (index, (a, c)) in [(cin, cout), (cout, cout)].enumerated() {
+        let macs = Double(n * a * c * 9 * s * s)
+        let label = "\(layer).\(index * 3) \(a)->\(c)"
+        probes.append(ProfileProbe(Conv3x3Probe(cin: a, cout: c, size: s, backward: false), name: "conv3x3 fwd \(label)", shape: shape(a, s), batch: n, flops: 2 * macs))
+        probes.append(ProfileProbe(Conv3x3Probe(cin: a, cout: c, size: s, backward: true), name: "conv3x3 bwd \(label)", shape: shape(a, s), batch: n, flops: 4 * macs))
+      }
+    }
+    // Transposed convolutions of the Up blocks.
+    for k in 1...depth {
+      let input = w[depth - k + 1], s = size >> (depth - k + 1)
+      let macs = Double(n * input * (input / 2) * 4 * s * s)
+      for backward in [false, true] {
+        probes.append(ProfileProbe(
+          ConvTransposeProbe(cin: input, cout: input / 2, size: s, backward: backward),
+          name: "convT2x2 \(backward ? "bwd" : "fwd") up\(k)", shape: shape(input, s), batch: n, flops: (backward ? 4 : 2) * macs))
+      }
+    }
+    // 1x1 convolutions: projection head and segmentation head.
+    let heads = [
+      ("proj net.0", config.features, config.projectionHidden, n), ("proj net.3", config.projectionHidden, config.projectionOutput, n),
+      ("seg conv", config.features, config.classes, segmentationBatch),
+    ]
+    for (label, cin, cout, b) in heads {
+      let macs = Double(b * cin * cout * size * size)
+      for backward in [false, true] {
+        probes.append(ProfileProbe(
+          Conv1x1Probe(cin: cin, cout: cout, size: size, backward: backward),
+          name: "conv1x1 \(backward ? "bwd" : "fwd") \(label)", shape: "(\(b), \(cin), \(size), \(size))", batch: b,
+          flops: (backward ? 4 : 2) * macs))
+      }
+    }
+    // Pointwise and data movement at the largest activations.
+    let bnShapes = [(w[0], size), (config.features, size), (config.projectionHidden, size)]
+    for (c, s) in bnShapes {
+      let count = Double(n * c * s * s)
+      for backward in [false, true] {
+        probes.append(ProfileProbe(
+          BatchNormProbe(channels: c, size: s, backward: backward), name: "batchNorm \(backward ? "bwd" : "fwd")",
+          shape: shape(c, s), batch: n, flops: (backward ? 8 : 5) * count))
+      }
+    }
+    for backward in [false, true] {
+      let c = config.projectionHidden
+      probes.append(ProfileProbe(
+        ReLUProbe(channels: c, size: size, backward: backward), name: "relu \(backward ? "bwd" : "fwd")",
+        shape: shape(c, size), batch: n, flops: Double(n * c * size * size)))
+    }
+    for k in 1...depth {
+      let c = w[k - 1], s = size >> (k - 1)
+      for backward in [false, true] {
+        probes.append(ProfileProbe(
+          MaxPoolProbe(channels: c, size: s, backward: backward), name: "maxPool \(backward ? "bwd" : "fwd") down\(k)",
+          shape: shape(c, s), batch: n, flops: Double(n * c * s * s)))
+        probes.append(ProfileProbe(
+          ConcatProbe(channels: c, size: s, backward: backward), name: "\(backward ? "split" : "concat") up\(depth - k + 1)",
+          shape: "2 x " + shape(c, s), batch: n, flops: 0))
+      }
+    }
+    for backward in [false, true] {
+      let c = config.projectionOutput
+      probes.append(ProfileProbe(
+        WarpProbe(channels: c, size: size, backward: backward), name: "warp \(backward ? "bwd" : "fwd") features",
+        shape: shape(c, size), batch: n, flops: 8 * Double(n * c * size * size)))
+    }
+    // Losses on the M sampled positions, and Adam over every parameter.
+    let m = InfoNCEConstants.sampledPositions, d = config.projectionOutput
+    for backward in [false, true] {
+      probes.append(ProfileProbe(
+        L2NormalizeProbe(rows: m, columns: d, backward: backward), name: "l2Normalize \(backward ? "bwd" : "fwd")",
+        shape: "(\(m), \(d))", batch: n, scalesWithBatch: false, flops: 3 * Double(m * d)))
+    }
+    probes.append(ProfileProbe(
+      InfoNCEProbe(rows: m, columns: d), name: "infoNCE fwd+bwd", shape: "2 x (\(m), \(d))", batch: n,
+      scalesWithBatch: false, flops: 3 * 2 * Double(4 * m * m * d)))
+    probes.append(ProfileProbe(
+      BarlowTwinsProbe(rows: m, columns: d), name: "barlowTwins fwd+bwd", shape: "2 x (\(m), \(d))", batch: n,
+      scalesWithBatch: false, flops: 3 * 2 * Double(m * d * d)))
+    probes.append(ProfileProbe(
+      SoftDiceProbe(classes: config.classes, size: size), name: "softDice fwd+bwd",
+      shape: "(\(segmentationBatch), \(config.classes), \(size), \(size))", batch: segmentationBatch,
+      flops: 0))
+    let parameters = ParameterLayout(config: config).count
+    probes.append(ProfileProbe(
+      AdamProbe(count: parameters), name: "adam", shape: "\(parameters) values", batch: n, scalesWithBatch: false,
+      flops: 12 * Double(parameters)))
+    return probes
+  }
+}

@@ -9,6 +9,7 @@ public struct SliceSplit: Sendable, Equatable {
   /// train, the rest validate (the code's `int(0.9 * n)` and `random_split`). The input order must
   /// be deterministic for the result to be.
   public init(slices: [PreparedSlice], trainFraction: Double = 0.9, rng: inout SplitMix64) {
+    precondition((0...1).contains(trainFraction), "trainFraction must be in 0...1")
     let order = rng.permutation(slices.count)
     let trainCount = Int((trainFraction * Double(slices.count)).rounded(.down))
     train = order[..<trainCount].map { slices[$0] }

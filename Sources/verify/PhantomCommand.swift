@@ -21,7 +21,8 @@ enum PhantomCommand: VerifyCommand {
     0 background, 1 RV, 2 myocardium, 3 LV). No 4D cine is written. It is a synthetic phantom, not
     ACDC. The same options give byte-identical files.
 
-      --out DIR         dataset folder (created; existing patient files are overwritten)
+      --out DIR         dataset folder (created; the written files replace existing ones, other
+                        files are left alone)
       --seed N          random seed (default 1)
       --difficulty D    variability, distractors and artefacts, 0...4 (default 1.0)
       --grid G          pixels per slice side, 16...1024 (default 128)

@@ -32,30 +32,62 @@ enum PhantomImaging {
         warpY[j * g + i] = qy
       }
     }
+    // Tiles of 8 x 8 output pixels and the bounding box of their anatomy coordinates.
+    let tile = 8
+    let tiles = (g + tile - 1) / tile
+    var tileBoxes: [(x0: Double, x1: Double, y0: Double, y1: Double)] = []
+    for tj in 0..<tiles {
+      for ti in 0..<tiles {
+        var box = (x0: Double.infinity, x1: -Double.infinity, y0: Double.infinity, y1: -Double.infinity)
+        for j in (tj * tile)..<min(g, (tj + 1) * tile) {
+          for i in (ti * tile)..<min(g, (ti + 1) * tile) {
+            box.x0 = min(box.x0, warpX[j * g + i]); box.x1 = max(box.x1, warpX[j * g + i])
+            box.y0 = min(box.y0, warpY[j * g + i]); box.y1 = max(box.y1, warpY[j * g + i])
+          }
+        }
+        tileBoxes.append(box)
+      }
+    }
     for k in 0..<n {
       let layers = anatomy.layers(slice: k, phase: phase)
       // Culling: a pixel farther than radius + one pixel from a layer's bounding circle is
-      // untouched by it (coverage 0), so the signed distance is not computed.
+      // untouched by it (coverage 0), so its signed distance is not computed. A tile keeps only
+      // the layers whose grown circle meets its box; pixels still test each kept layer, so the
+      // result is the same as testing every layer at every pixel.
       let bounds = layers.map { layer in
         let circle = layer.region.boundingCircle
-        return (circle.x, circle.y, (circle.radius + step) * (circle.radius + step))
+        return (circle.x, circle.y, circle.radius + step)
       }
       let offset = k * g * g
-      for p in 0..<(g * g) {
-        let qx = warpX[p], qy = warpY[p]
-        var value = 0.01
-        var label: UInt8 = 0
-        for index in 0..<layers.count {
-          let (bx, by, r2) = bounds[index]
-          if (qx - bx) * (qx - bx) + (qy - by) * (qy - by) > r2 { continue }
-          let distance = layers[index].region.signedDistance(qx, qy)
-          if distance >= 0.5 * step { continue }
-          let alpha = min(1, 0.5 - distance / step)
-          value += (layers[index].intensity - value) * alpha
-          if distance <= 0 { label = layers[index].label }
+      var kept: [Int] = []
+      for tj in 0..<tiles {
+        for ti in 0..<tiles {
+          let box = tileBoxes[tj * tiles + ti]
+          kept.removeAll(keepingCapacity: true)
+          for (index, (bx, by, r)) in bounds.enumerated() {
+            let dx = max(box.x0 - bx, 0, bx - box.x1), dy = max(box.y0 - by, 0, by - box.y1)
+            if dx * dx + dy * dy <= r * r { kept.append(index) }
+          }
+          for j in (tj * tile)..<min(g, (tj + 1) * tile) {
+            for i in (ti * tile)..<min(g, (ti + 1) * tile) {
+              let p = j * g + i
+              let qx = warpX[p], qy = warpY[p]
+              var value = 0.01
+              var label: UInt8 = 0
+              for index in kept {
+                let (bx, by, r) = bounds[index]
+                if (qx - bx) * (qx - bx) + (qy - by) * (qy - by) > r * r { continue }
+                let distance = layers[index].region.signedDistance(qx, qy)
+                if distance >= 0.5 * step { continue }
+                let alpha = min(1, 0.5 - distance / step)
+                value += (layers[index].intensity - value) * alpha
+                if distance <= 0 { label = layers[index].label }
+              }
+              image[offset + p] = value
+              labels[offset + p] = label
+            }
+          }
         }
-        image[offset + p] = value
-        labels[offset + p] = label
       }
     }
     return (image, labels)

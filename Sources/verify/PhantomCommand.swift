@@ -46,7 +46,7 @@ enum PhantomCommand: VerifyCommand {
     let generator = PhantomGenerator(seed: seed, difficulty: difficulty, gridSize: grid, patients: patients)
     if let out {
       let root = URL(fileURLWithPath: out)
-      print("synthetic phantom (not ACDC): seed \(seed), difficulty \(difficulty), grid \(grid), \(patients.count) patients -> \(root.path)")
+      print("synthetic phantom (not ACDC): seed \(seed), difficulty \(difficulty), grid \(grid), \(patients.count) patient\(patients.count == 1 ? "" : "s") -> \(root.path)")
       let start = Date()
       let step = max(1, patients.count / 10)
       try generator.write(to: root) { done, total in

@@ -44,36 +44,27 @@ public func infoNCE(z: Tensor<Float>, zPrime: Tensor<Float>, temperature: Double
         nonisolated(unsafe) let losses = lossBuffer.baseAddress!
         parallelFor((count + rowsPerItem - 1) / rowsPerItem, workers: workers) { k in
           for i in (k * rowsPerItem)..<min(count, (k + 1) * rowsPerItem) {
-            let row = l + i * count
-            let target = (i + pairs) % count
-            var rowMax = -Float.infinity
-            for j in 0..<count where j != i { rowMax = max(rowMax, row[j] * inverseTemperature) }
-            var sumExp = 0.0
-            for j in 0..<count where j != i { sumExp += Double(exp(row[j] * inverseTemperature - rowMax)) }
-            let logSumExp = Double(rowMax) + log(sumExp)
-            losses[i] = logSumExp - Double(row[target] * inverseTemperature)
-            let lse = Float(logSumExp)
-            let scale = 1 / Float(count)
-            for j in 0..<count {
-              let p = j == i ? 0 : exp(row[j] * inverseTemperature - lse)
-              row[j] = (p - (j == target ? 1 : 0)) * scale
-            }
-            row[i] = 0
+            infoNCERow(l + i * count, count: count, diagonal: i, target: (i + pairs) % count,
+              inverseTemperature: inverseTemperature, loss: losses + i)
           }
         }
       }
-      // dL/dr = (G + Gᵀ) r / temperature: pack the symmetric (G + Gᵀ) / temperature by row blocks.
+      // dL/dr = (G + Gᵀ) r / temperature: transpose G (cache-blocked), then pack the symmetric
+      // (G + Gᵀ) / temperature by blocks of 4 rows, reading only whole rows.
       let blocks = (count + 3) / 4
       var packed = [Float](repeating: 0, count: blocks * count * 4)
-      packed.withUnsafeMutableBufferPointer { pBuffer in
-        // Disjoint writes: block b writes packed[b * count * 4 ..< (b + 1) * count * 4] only.
-        nonisolated(unsafe) let p = pBuffer.baseAddress!
-        nonisolated(unsafe) let g = UnsafePointer(logits)
-        parallelFor(blocks, workers: workers) { b in
-          for m in 0..<min(4, count - 4 * b) {
-            let k = 4 * b + m
-            for j in 0..<count {
-              p[(b * count + j) * 4 + m] = (g[k * count + j] + g[j * count + k]) * inverseTemperature
+      withScratch(count * count) { transposedG in
+        transpose(logits, rows: count, columns: count, into: transposedG, workers: workers)
+        packed.withUnsafeMutableBufferPointer { pBuffer in
+          // Disjoint writes: block b writes packed[b * count * 4 ..< (b + 1) * count * 4] only.
+          nonisolated(unsafe) let p = pBuffer.baseAddress!
+          nonisolated(unsafe) let g = UnsafePointer(logits), t = UnsafePointer(transposedG)
+          parallelFor(blocks, workers: workers) { b in
+            for m in 0..<min(4, count - 4 * b) {
+              let row = (4 * b + m) * count
+              for j in 0..<count {
+                p[(b * count + j) * 4 + m] = (g[row + j] + t[row + j]) * inverseTemperature
+              }
             }
           }
         }
@@ -109,10 +100,76 @@ func transpose(
     var c0 = 0
     while c0 < columns {
       let c1 = min(columns, c0 + block)
-      for r in (k * block)..<r1 {
-        for c in c0..<c1 { dst[c * rows + r] = src[r * columns + c] }
+      // Column-major over the 32 x 32 block: contiguous writes, reads from 32 L1-resident rows.
+      for c in c0..<c1 {
+        let column = dst + c * rows
+        for r in (k * block)..<r1 { column[r] = src[r &* columns &+ c] }
       }
       c0 = c1
     }
   }
+}
+
+/// One row of the InfoNCE cross-entropy, in place: `row` holds the dot products <r_i, r_j> and
+/// becomes dL/dS[i, ·] = (softmax_j(S[i, ·]) - [j = target]) / count with 0 on the diagonal;
+/// `loss` receives logsumexp_{j != i} S[i, j] - S[i, target] (in Double). Vectorised with
+/// `exp8`; the exponential sum runs in 8 Float lanes combined in a fixed order.
+@inline(__always)
+func infoNCERow(
+  _ row: UnsafeMutablePointer<Float>, count: Int, diagonal: Int, target: Int, inverseTemperature: Float,
+  loss: UnsafeMutablePointer<Double>
+) {
+  let scale = Vec8(repeating: inverseTemperature)
+  let targetLogit = Double(row[target] * inverseTemperature)
+  row[diagonal] = -.infinity
+  // Logits in place, and their maximum (the diagonal excluded by -inf).
+  var largest = Vec8(repeating: -.infinity)
+  var j = 0
+  while j + 8 <= count {
+    let v = load8(row + j) * scale
+    store8(v, row + j)
+    largest = lanewiseMax(largest, v)
+    j += 8
+  }
+  var rowMax = max(max(max(largest[0], largest[1]), max(largest[2], largest[3])), max(max(largest[4], largest[5]), max(largest[6], largest[7])))
+  while j < count {
+    row[j] *= inverseTemperature
+    rowMax = max(rowMax, row[j])
+    j += 1
+  }
+  // Exponentials e_j = exp(S_ij - max) in place, and their sum (e_i = exp(-inf) = 0).
+  let shift = Vec8(repeating: rowMax)
+  var sum0 = Vec8(), sum1 = Vec8()
+  j = 0
+  while j + 16 <= count {
+    let e0 = exp8(load8(row + j) - shift), e1 = exp8(load8(row + j + 8) - shift)
+    store8(e0, row + j)
+    store8(e1, row + j + 8)
+    sum0 += e0
+    sum1 += e1
+    j += 16
+  }
+  var total = Double(laneSum(sum0 + sum1))
+  while j < count {
+    let lanes = min(8, count - j)
+    let e = exp8(loadPartial(row + j, lanes: lanes) - shift)
+    store8(e, row + j, lanes: lanes)
+    for l in 0..<lanes { total += Double(e[l]) }
+    j += lanes
+  }
+  row[diagonal] = 0
+  let logSumExp = Double(rowMax) + log(total)
+  loss.pointee = logSumExp - targetLogit
+  let normalizer = Float(1 / (total * Double(count)))
+  let probability = Vec8(repeating: normalizer)
+  j = 0
+  while j + 8 <= count {
+    store8(load8(row + j) * probability, row + j)
+    j += 8
+  }
+  while j < count {
+    row[j] *= normalizer
+    j += 1
+  }
+  row[target] -= 1 / Float(count)
 }

@@ -2,15 +2,16 @@ import Reference
 
 // MARK: - Spatial warp
 
-/// The four bilinear corners of one output pixel: plane offsets (-1 for a corner that the reference
-/// skips: outside the image, or weight 0) and Float weights, in the reference's order (0,0), (1,0),
-/// (0,1), (1,1) as (i, j).
+/// The four bilinear corners of one output pixel, in the reference's order (i, j) = (0, 0), (1, 0),
+/// (0, 1), (1, 1): plane offsets and Float weights. A corner the reference skips (outside the
+/// image, or weight 0) points at offset `plane`, a slot one past the plane that holds 0 in the
+/// forward and is discarded in the backward, so the inner loops have no branches.
 struct WarpTaps {
-  var offsets: SIMD4<Int32>
-  var weights: SIMD4<Float>
+  var o0: Int32, o1: Int32, o2: Int32, o3: Int32
+  var w0: Float, w1: Float, w2: Float, w3: Float
 }
 
-/// Taps of every output pixel of image n, computed exactly as the reference's `BilinearTaps` (same
+/// Taps of output pixel (x, y), computed exactly as the reference's `BilinearTaps` (same
 /// `PixelAffine`, same floor, in Double), only the weights rounded to Float.
 func warpTaps(_ map: PixelAffine, height: Int, width: Int, y: Int, x: Int) -> WarpTaps {
   let source = map.source(x: x, y: y)
@@ -18,26 +19,23 @@ func warpTaps(_ map: PixelAffine, height: Int, width: Int, y: Int, x: Int) -> Wa
   let x0 = fx.isFinite && abs(fx) < 1e9 ? Int(fx) : Int.min / 2
   let y0 = fy.isFinite && abs(fy) < 1e9 ? Int(fy) : Int.min / 2
   let wx1 = source.x - fx, wy1 = source.y - fy
-  let wx = (1 - wx1, wx1), wy = (1 - wy1, wy1)
-  var taps = WarpTaps(offsets: SIMD4(repeating: -1), weights: SIMD4())
-  for j in 0...1 {
-    for i in 0...1 {
-      let cx = x0 + i, cy = y0 + j
-      let weight = (i == 0 ? wx.0 : wx.1) * (j == 0 ? wy.0 : wy.1)
-      let k = 2 * j + i
-      if cx >= 0 && cx < width && cy >= 0 && cy < height && weight != 0 {
-        taps.offsets[k] = Int32(cy * width + cx)
-        taps.weights[k] = Float(weight)
-      }
+  let skipped = Int32(height * width)
+  func corner(_ i: Int, _ j: Int) -> (Int32, Float) {
+    let cx = x0 + i, cy = y0 + j
+    let weight = (i == 0 ? 1 - wx1 : wx1) * (j == 0 ? 1 - wy1 : wy1)
+    if cx >= 0 && cx < width && cy >= 0 && cy < height && weight != 0 {
+      return (Int32(cy * width + cx), Float(weight))
     }
+    return (skipped, 0)
   }
-  return taps
+  let (o0, w0) = corner(0, 0), (o1, w1) = corner(1, 0), (o2, w2) = corner(0, 1), (o3, w3) = corner(1, 1)
+  return WarpTaps(o0: o0, o1: o1, o2: o2, o3: o3, w0: w0, w1: w1, w2: w2, w3: w3)
 }
 
 /// Taps for all pixels of all images: (N, H, W). Parallel over images (each owns its slice).
 func warpTapTable(affines: [Affine2D], height: Int, width: Int, workers: Int) -> [WarpTaps] {
   let plane = height * width
-  let empty = WarpTaps(offsets: SIMD4(repeating: -1), weights: SIMD4())
+  let empty = WarpTaps(o0: 0, o1: 0, o2: 0, o3: 0, w0: 0, w1: 0, w2: 0, w3: 0)
   var table = [WarpTaps](repeating: empty, count: affines.count * plane)
   table.withUnsafeMutableBufferPointer { buffer in
     // Disjoint writes: image n writes table[n * plane ..< (n + 1) * plane] only.
@@ -56,7 +54,8 @@ func warpTapTable(affines: [Affine2D], height: Int, width: Int, workers: Int) ->
 /// input: (N, C, H, W), W fastest; affines: N maps. Returns (N, C, H, W).
 ///
 /// The stencil (corners, and which are skipped) is computed exactly as the reference's; only the
-/// weights and the 4-term sums are in Float. Parallel over (image, channel) planes.
+/// weights and the 4-term sums, added in the reference's order, are in Float. Parallel over
+/// (image, channel) planes.
 public func warpForward(input: Tensor<Float>, affines: [Affine2D], workers: Int) -> Tensor<Float> {
   checkWorkers(workers)
   let s = input.shape
@@ -70,16 +69,20 @@ public func warpForward(input: Tensor<Float>, affines: [Affine2D], workers: Int)
         nonisolated(unsafe) let x = xBuffer.baseAddress!, taps = tBuffer.baseAddress!
         nonisolated(unsafe) let y = out
         parallelFor(s.n * s.c, workers: workers) { p in
-          let n = p / s.c
-          let src = x + p * plane, dst = y + p * plane
-          let imageTaps = taps + n * plane
-          for i in 0..<plane {
-            let t = imageTaps[i]
-            var sum: Float = 0
-            for k in 0..<4 where t.offsets[k] >= 0 {
-              sum += t.weights[k] * src[Int(t.offsets[k])]
+          withScratch(plane + 1) { source in
+            source.update(from: x + p * plane, count: plane)
+            source[plane] = 0
+            let dst = y + p * plane
+            let imageTaps = taps + (p / s.c) * plane
+            for i in 0..<plane {
+              let t = imageTaps[i]
+              var sum: Float = 0
+              sum += t.w0 * source[Int(t.o0)]
+              sum += t.w1 * source[Int(t.o1)]
+              sum += t.w2 * source[Int(t.o2)]
+              sum += t.w3 * source[Int(t.o3)]
+              dst[i] = sum
             }
-            dst[i] = sum
           }
         }
       }
@@ -106,16 +109,19 @@ public func warpBackward(gradOutput: Tensor<Float>, affines: [Affine2D], workers
         nonisolated(unsafe) let g = gBuffer.baseAddress!, taps = tBuffer.baseAddress!
         nonisolated(unsafe) let dx = out
         parallelFor(s.n * s.c, workers: workers) { p in
-          let n = p / s.c
-          let src = g + p * plane, dst = dx + p * plane
-          dst.update(repeating: 0, count: plane)
-          let imageTaps = taps + n * plane
-          for i in 0..<plane {
-            let t = imageTaps[i]
-            let v = src[i]
-            for k in 0..<4 where t.offsets[k] >= 0 {
-              dst[Int(t.offsets[k])] += t.weights[k] * v
+          withScratch(plane + 1) { target in
+            target.update(repeating: 0, count: plane + 1)
+            let src = g + p * plane
+            let imageTaps = taps + (p / s.c) * plane
+            for i in 0..<plane {
+              let t = imageTaps[i]
+              let v = src[i]
+              target[Int(t.o0)] += t.w0 * v
+              target[Int(t.o1)] += t.w1 * v
+              target[Int(t.o2)] += t.w2 * v
+              target[Int(t.o3)] += t.w3 * v
             }
+            (dx + p * plane).update(from: target, count: plane)
           }
         }
       }

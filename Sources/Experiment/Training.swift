@@ -66,8 +66,7 @@ func pretrain<B: Backend>(
   var recent: [Double] = []
   for step in 1...config.pretrainingSteps {
     let batch: PretrainingBatch<B.Scalar> = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng)
-    let (loss, gradients) = net.pretrainingLoss(batch, loss: settings, training: true, computeGradients: true)
-    adam.update(&net.values, gradients: gradients!, backend: backend)
+    let loss = net.pretrainingStep(batch, loss: settings, optimizer: &adam)
     recent.append(loss)
     if step % 10 == 0 || step == config.pretrainingSteps {
       trainingCurve.append(CurvePoint(step: step, loss: recent.reduce(0, +) / Double(recent.count)))

@@ -94,3 +94,15 @@ extension Pix2RepNetwork {
     return (loss, gradients)
   }
 }
+
+extension Pix2RepNetwork {
+  /// One pretraining step: the loss and gradients of `pretrainingLoss` (BatchNorm in training
+  /// mode), then one Adam update of the backbone and projection head. Returns the loss.
+  public mutating func pretrainingStep(
+    _ batch: PretrainingBatch<Scalar>, loss settings: PretrainingLoss, optimizer: inout AdamOptimizer<Scalar>
+  ) -> Double {
+    let (loss, gradients) = pretrainingLoss(batch, loss: settings, training: true, computeGradients: true)
+    optimizer.update(&values, gradients: gradients!, backend: backend)
+    return loss
+  }
+}

@@ -211,13 +211,14 @@ public struct PhantomGenerator: Sendable {
   }
 
   /// Generates the phantom once into `cacheDirectory/<cacheName>` and returns that folder; later
-  /// calls return it at once. Generation goes to a temporary sibling folder that is renamed when
-  /// complete, so an interrupted run is never mistaken for a complete dataset (its leftover is
-  /// removed by the next call).
+  /// calls return it at once. Generation goes to a temporary sibling folder
+  /// `<cacheName>.partial-<pid>` that is renamed when complete, so an interrupted run is never
+  /// mistaken for a complete dataset; leftovers of processes that no longer run are removed.
   public func ensure(cacheDirectory: URL, progress: (@Sendable (Int, Int) -> Void)? = nil) throws(DataError) -> URL {
     let final = cacheDirectory.appendingPathComponent(cacheName, isDirectory: true)
     if FileManager.default.fileExists(atPath: final.path) { return final }
     try createFolder(cacheDirectory)
+    removeAbandonedPartials(in: cacheDirectory)
     let partial = cacheDirectory.appendingPathComponent(
       cacheName + ".partial-\(ProcessInfo.processInfo.processIdentifier)", isDirectory: true)
     try? FileManager.default.removeItem(at: partial)
@@ -232,6 +233,19 @@ public struct PhantomGenerator: Sendable {
       }
     }
     return final
+  }
+
+  /// Removes `<cacheName>.partial-<pid>` folders whose process is gone (a generation that was
+  /// interrupted); those of running processes are left alone.
+  private func removeAbandonedPartials(in cacheDirectory: URL) {
+    let prefix = cacheName + ".partial-"
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: cacheDirectory.path) else { return }
+    for name in names where name.hasPrefix(prefix) {
+      guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0 else { continue }
+      if kill(pid, 0) != 0 && errno == ESRCH {
+        try? FileManager.default.removeItem(at: cacheDirectory.appendingPathComponent(name))
+      }
+    }
   }
 
   // MARK: - Checksum

@@ -20,7 +20,8 @@ import Reference
 ///
 /// Choices where PHANTOM.md is silent, and deviations from it:
 /// - Base to apex is t = k / (n - 1): the last slice is the apex, a solid myocardial cap with no
-///   cavity and no RV. The wall thickens by 25% from base to apex.
+///   cavity and no RV. The wall thickens by 25% from base to apex, and the LV axis drifts by up
+///   to 3 px from base to apex (besides the per-slice misregistration).
 /// - The RV crescent is an ellipse from 0.3 R inside the LV epicardium to `depth` beyond it, with
 ///   a half-width of `wrap` times the slice's end-diastolic LV radius (cavity plus half the wall),
 ///   under the LV myocardium; its free wall is a 1-1.8 px rim of myocardial intensity. The RV

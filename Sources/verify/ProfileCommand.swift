@@ -9,9 +9,12 @@ import Reference
 enum ProfileCommand: VerifyCommand {
   static let name = "profile"
   static let summary = "check, then time every optimized kernel against the reference (release builds only)"
-  static let options = [OptionSpec("preset", value: true), OptionSpec("workers", value: true), OptionSpec("json", value: true)]
+  static let options = [
+    OptionSpec("preset", value: true), OptionSpec("workers", value: true), OptionSpec("json", value: true),
+    OptionSpec("full-reference", value: false), OptionSpec("steps-only", value: false),
+  ]
   static let help = """
-    usage: verify profile [--preset paper|cpu|smoke|tiny] [--workers N] [--json FILE]
+    usage: verify profile [--preset paper|cpu|smoke|tiny] [--workers N] [--json FILE] [--full-reference] [--steps-only]
 
     Refuses a debug build. Measures the machine's peak with the optimized GEMM micro-kernel on
     every worker, then, for every kernel at the preset's layer shapes (pretraining batch 8 per view;
@@ -22,6 +25,13 @@ enum ProfileCommand: VerifyCommand {
     with fewer repetitions, and where one full-batch run would take more than a few seconds it is
     timed on one batch element and multiplied by the batch (marked *). Default preset: cpu;
     default workers: every active processor. --json FILE writes the same table.
+
+    Then one whole pretraining step (InfoNCE, both views, forward, backward and Adam): checked at
+    batch 1 (loss and every gradient, |opt - ref| <= 2e-3 + 2e-3 |ref|, TestSupport's "float32
+    network" preset), timed on the optimized backend at the full batch. The reference step takes
+    minutes at the full batch, so by default it is timed at batches 1 and 2 and extrapolated
+    linearly to the full batch (marked +); --full-reference times it at the full batch instead.
+    --steps-only skips the kernel table.
     """
 
   static func run(_ options: inout Options) throws {
@@ -38,18 +48,22 @@ enum ProfileCommand: VerifyCommand {
       }
       let workers = try options.int("workers", default: defaultWorkerCount, range: 1...16)
       let jsonPath = options.string("json")
-      try profile(presetName: presetName, config: config, workers: workers, jsonPath: jsonPath)
+      try profile(
+        presetName: presetName, config: config, workers: workers, jsonPath: jsonPath,
+        fullReference: options.flag("full-reference"), stepsOnly: options.flag("steps-only"))
     #endif
   }
 
-  static func profile(presetName: String, config: ModelConfig, workers: Int, jsonPath: String?) throws {
-    let probes = ProfileProbe.all(config: config)
+  static func profile(
+    presetName: String, config: ModelConfig, workers: Int, jsonPath: String?, fullReference: Bool, stepsOnly: Bool
+  ) throws {
+    let probes = stepsOnly ? [] : ProfileProbe.all(config: config)
     print("verify profile: preset \(presetName), pretraining batch \(ProfileProbe.batch) per view, \(workers) workers")
     let peak = measurePeakGFLOPS(workers: workers)
     print(String(format: "measured peak: %.1f GFLOP/s (4x24 FMA micro-kernel on L1-resident panels, %d workers)", peak, workers))
 
-    // Validate first.
-    print("checking \(probes.count) kernels against the reference ...")
+    // Validate everything first (the kernels' reference runs are timed on the way).
+    print("checking \(probes.count) kernels and one whole pretraining step against the reference ...")
     var measurements = [ProfileMeasurement]()
     var failures = [String]()
     for probe in probes {
@@ -57,28 +71,48 @@ enum ProfileCommand: VerifyCommand {
       if let problem = m.problem { failures.append("\(probe.name) \(probe.shape): \(problem)") }
       measurements.append(m)
     }
+    let step = StepProfile(config: config)
+    if let problem = step.check(workers: workers) { failures.append("pretraining step at batch 1: \(problem)") }
     if !failures.isEmpty {
       for failure in failures { print("MISMATCH \(failure)") }
       throw VerifyError("\(failures.count) optimized results differ from the reference")
     }
-    print("all results match (\(probes.count) kernels, every output, tolerance abs 1e-4 + rel 1e-4)")
+    print("all results match (\(probes.count) kernels, every output, abs 1e-4 + rel 1e-4; the pretraining step at "
+      + "batch 1, loss and every gradient, abs 2e-3 + rel 2e-3)")
 
     // Then time.
-    for i in probes.indices { measurements[i].optimizedSeconds = probes[i].timeOptimized(workers: workers) }
-    let rows = measurements.map { ProfileRow($0, peak: peak) }
-    var table = rows
-    for (label, filter) in ProfileProbe.totals {
-      let members = rows.filter { filter($0.name) }
-      if !members.isEmpty { table.append(ProfileRow(total: label, members: members, peak: peak)) }
+    var table = [ProfileRow]()
+    if !probes.isEmpty {
+      for i in probes.indices { measurements[i].optimizedSeconds = probes[i].timeOptimized(workers: workers) }
+      let rows = measurements.map { ProfileRow($0, peak: peak) }
+      table = rows
+      for (label, filter) in ProfileProbe.totals {
+        let members = rows.filter { filter($0.name) }
+        if !members.isEmpty { table.append(ProfileRow(total: label, members: members, peak: peak)) }
+      }
+      print("")
+      print(ProfileRow.header)
+      for row in table { print(row.line) }
+      if measurements.contains(where: \.referenceScaled) {
+        print("* reference timed on one batch element and multiplied by the batch size")
+      }
+      print("ref: Reference (Double, plain loops, 1 thread); opt: Optimized (Float32, SIMD, \(workers) workers);")
+      print("times are medians; GFLOP/s and % peak are the optimized kernel's.")
     }
+
+    // The whole step.
     print("")
+    print("whole pretraining step (InfoNCE, batch \(ProfileProbe.batch) x 2 views, \(InfoNCEConstants.sampledPositions) "
+      + "positions, forward + backward + Adam; \(String(format: "%.1f", step.flops / 1e9)) GFLOP in convolutions, GEMMs and InfoNCE):")
+    let stepRow = step.measure(workers: workers, peak: peak, fullReference: fullReference)
+    table.append(stepRow)
     print(ProfileRow.header)
-    for row in table { print(row.line) }
-    if measurements.contains(where: \.referenceScaled) {
-      print("* reference timed on one batch element and multiplied by the batch size")
-    }
-    print("ref: Reference (Double, plain loops, 1 thread); opt: Optimized (Float32, SIMD, \(workers) workers);")
-    print("times are medians; GFLOP/s and % peak are the optimized kernel's.")
+    print(stepRow.line)
+    print(String(
+      format: "step: %.3f s optimized (median), %.1f s reference%@; %.0fx faster; %.1f GFLOP/s = %.1f%% of the measured peak",
+      stepRow.optimizedMilliseconds / 1e3, stepRow.referenceMilliseconds / 1e3,
+      fullReference ? "" : " (+ extrapolated from batches 1 and 2)", stepRow.speedup, stepRow.gflops,
+      100 * stepRow.fractionOfPeak))
     if let jsonPath {
       let report = ProfileReport(preset: presetName, workers: workers, batch: ProfileProbe.batch, peakGFLOPS: peak, rows: table)
       let encoder = JSONEncoder()
@@ -601,5 +635,112 @@ extension ProfileProbe {
       AdamProbe(count: parameters), name: "adam", shape: "\(parameters) values", batch: n, scalesWithBatch: false,
       flops: 12 * Double(parameters)))
     return probes
+  }
+}
+
+// MARK: - The whole pretraining step
+
+/// One pretraining step of `Pix2RepNetwork` (InfoNCE), the same code on both backends.
+struct StepProfile {
+  var config: ModelConfig
+  var positions = InfoNCEConstants.sampledPositions
+
+  /// Multiply-adds (x2) of one step at the full batch: every 3x3 convolution (forward, input and
+  /// weight gradients), transposed convolution and projection-head 1x1 convolution three times
+  /// per view, and InfoNCE's two (2M x 2M x d) products. Pointwise work is not counted.
+  var flops: Double {
+    let n = Double(ProfileProbe.batch)
+    let size = config.imageSize, w = config.widths, depth = config.depth
+    var macs = 0.0
+    func conv3x3(_ cin: Int, _ cout: Int, _ s: Int) { macs += 3 * n * Double(cin * cout * 9 * s * s) }
+    conv3x3(config.inputChannels, w[0], size)
+    conv3x3(w[0], w[0], size)
+    for k in 1...depth {
+      conv3x3(w[k - 1], w[k], size >> k)
+      conv3x3(w[k], w[k], size >> k)
+    }
+    for k in 1...depth {
+      let input = w[depth - k + 1], output = k == depth ? config.features : w[depth - k], s = size >> (depth - k)
+      let transposedMacs: Int = input * (input / 2) * 4 * (s / 2) * (s / 2)
+      macs += 3 * n * Double(transposedMacs)
+      conv3x3(input, output, s)
+      conv3x3(output, output, s)
+    }
+    let headMacs: Int = size * size * (config.features * config.projectionHidden + config.projectionHidden * config.projectionOutput)
+    macs += 3 * n * Double(headMacs)
+    let rows = Double(2 * positions)
+    let lossMacs: Double = 2 * rows * rows * Double(config.projectionOutput)
+    return 2 * (2 * macs + lossMacs)
+  }
+
+  /// Random views in [0, 1) (rounded through Float), a phi per slice, positions as in training.
+  func batch<S: BinaryFloatingPoint & Sendable>(_ count: Int, as: S.Type) -> PretrainingBatch<S> {
+    let s = config.imageSize
+    var rng = SplitMix64(seed: 17, stream: 0x57E9)
+    func image() -> Tensor<S> {
+      Tensor(shape: Shape(count, config.inputChannels, s, s), data: (0..<(count * config.inputChannels * s * s)).map { _ in
+        S(Float(rng.uniform()))
+      })
+    }
+    let view = image(), otherView = image()
+    let affines = (0..<count).map { _ in sampleSpatialTransform(rng: &rng).affine }
+    let drawn = samplePixelPositions(valid: validityMask(affines: affines, height: s, width: s), count: positions, rng: &rng)
+    return PretrainingBatch(view: view, otherView: otherView, affines: affines, positions: drawn)
+  }
+
+  /// A reference network with values rounded through Float, so both backends start equal.
+  var referenceNetwork: Pix2RepNetwork<ReferenceBackend> {
+    let initial = Pix2RepNetwork(config: config, backend: ReferenceBackend(), seed: 3)
+    return Pix2RepNetwork(config: config, backend: ReferenceBackend(), values: initial.values.map { Double(Float($0)) })
+  }
+
+  static let settings = PretrainingLoss(objective: .infoNCE)
+
+  /// Loss and every gradient at batch 1 on both backends; the first difference beyond
+  /// |opt - ref| <= 2e-3 + 2e-3 |ref| (TestSupport's "float32 network" preset), or nil.
+  func check(workers: Int) -> String? {
+    var reference = referenceNetwork
+    var optimized = reference.converted(to: OptimizedBackend(workers: workers))
+    let expected = reference.pretrainingLoss(batch(1, as: Double.self), loss: Self.settings, training: true, computeGradients: true)
+    let actual = optimized.pretrainingLoss(batch(1, as: Float.self), loss: Self.settings, training: true, computeGradients: true)
+    let absolute = 2e-3, relative = 2e-3
+    if !(abs(actual.loss - expected.loss) <= absolute + relative * abs(expected.loss)) {
+      return "loss \(actual.loss), expected \(expected.loss)"
+    }
+    guard let g = actual.gradients, let e = expected.gradients else { return "no gradients" }
+    for entry in reference.layout.entries where entry.role.isTrainable {
+      for i in entry.range where !(abs(Double(g[i]) - e[i]) <= absolute + relative * abs(e[i])) {
+        return "gradient \(entry.name)[\(i - entry.offset)] \(g[i]), expected \(e[i])"
+      }
+    }
+    return nil
+  }
+
+  /// Times one full step (loss, gradients, Adam) on a network of backend `B`.
+  func stepSeconds<B: Backend>(_ network: Pix2RepNetwork<B>, batch count: Int, reps: Int) -> Double {
+    var net = network
+    var optimizer = AdamOptimizer<B.Scalar>(layout: net.layout, learningRates: [.backbone: 4.7e-4, .projection: 4.7e-4])
+    let b = batch(count, as: B.Scalar.self)
+    return profileMedian(reps: reps) { net.pretrainingStep(b, loss: Self.settings, optimizer: &optimizer) }
+  }
+
+  func measure(workers: Int, peak: Double, fullReference: Bool) -> ProfileRow {
+    let n = ProfileProbe.batch
+    let optimized = referenceNetwork.converted(to: OptimizedBackend(workers: workers))
+    _ = stepSeconds(optimized, batch: n, reps: 1)
+    let optimizedSeconds = stepSeconds(optimized, batch: n, reps: 5)
+    let referenceSeconds: Double
+    if fullReference {
+      referenceSeconds = stepSeconds(referenceNetwork, batch: n, reps: 1)
+    } else {
+      let one = stepSeconds(referenceNetwork, batch: 1, reps: 1)
+      let two = stepSeconds(referenceNetwork, batch: 2, reps: 1)
+      referenceSeconds = one + Double(n - 1) * (two - one)
+    }
+    var m = ProfileMeasurement(
+      name: fullReference ? "pretraining step" : "pretraining step (ref +)", shape: "(\(n), 1, \(config.imageSize), \(config.imageSize)) x 2",
+      flops: flops, referenceSeconds: referenceSeconds, referenceScaled: false)
+    m.optimizedSeconds = optimizedSeconds
+    return ProfileRow(m, peak: peak)
   }
 }

@@ -25,6 +25,11 @@ public struct Reproduction {
   public let store: RunStore
   public let backend: OptimizedBackend
   var stageSeconds: [String: Double] = [:]
+  /// A backbone (safetensors, official keys) that replaces the seeded random initialisation every
+  /// method starts from (`verify reproduce --init`).
+  public var initialBackbone: (entries: [SafetensorsEntry], file: String)? = nil
+  /// Also write the test volumes' predicted segmentations as NIfTI (`--save-predictions`).
+  public var savePredictions = false
 
   public init(config: ExperimentConfig, data: any ExperimentData, store: RunStore, workers: Int) {
     self.config = config
@@ -47,10 +52,14 @@ public struct Reproduction {
     say("data: \(data.source)")
     say("  pretraining slices: \(data.pretrainingTrain.count) train, \(data.pretrainingValidation.count) validation; test: \(data.test.count) slices in \(data.test.volumes.count) volumes")
     // The random backbone every method starts from before its own training (same init for all).
-    let random = Pix2RepNetwork(config: config.model, backend: backend, seed: seed("init")).values
+    var random = Pix2RepNetwork(config: config.model, backend: backend, seed: seed("init")).values
+    if let initial = initialBackbone {
+      try Safetensors.loadBackbone(initial.entries, file: initial.file, into: &random, layout: ParameterLayout(config: config.model))
+      say("initial backbone: \(initial.file) (replaces the random initialisation of every method)")
+    }
     var backbones: [PretrainingObjective: [Float]] = [:]
     for objective in PretrainingObjective.allCases {
-      backbones[objective] = try pretrained(objective)
+      backbones[objective] = try pretrained(objective, initial: initialBackbone == nil ? nil : random)
     }
     var runs: [RunResult] = []
     var chosenRates: [String] = []
@@ -80,13 +89,19 @@ public struct Reproduction {
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
       totalSeconds: Date().timeIntervalSince(start))
     try report.write(to: store.directory)
+    let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
+    try report.writeHTML(pictures: pictures, to: store.directory)
+    say("pictures: \(pictures.count) in \(store.directory.path)/pictures; report: report.html")
+    if savePredictions {
+      say("predictions: \(try writePredictions(runs: runs)) NIfTI files in \(store.directory.path)/predictions")
+    }
     return report
   }
 
   // MARK: - Stages
 
   /// The best-validation weights of one pretraining objective (trained now or loaded).
-  mutating func pretrained(_ objective: PretrainingObjective) throws -> [Float] {
+  mutating func pretrained(_ objective: PretrainingObjective, initial: [Float]? = nil) throws -> [Float] {
     let stage = "pretrain-\(objective.rawValue)"
     let url = store.weightsURL(stage)
     if let outcome = try store.load(PretrainingOutcome.self, stage: stage) {
@@ -98,7 +113,7 @@ public struct Reproduction {
     let settings = PretrainingLoss(objective: objective, temperature: config.temperature, lambda: config.barlowLambda)
     let (values, outcome) = Experiment.pretrain(
       backend: backend, loss: settings, train: data.pretrainingTrain, validation: data.pretrainingValidation,
-      config: config, seed: seed("init"), label: stage)
+      config: config, seed: seed("init"), label: stage, initial: initial)
     try WeightsFile.write(values: values, config: config.model, to: url)
     try store.save(outcome, stage: stage)
     stageSeconds[stage] = outcome.seconds
@@ -146,7 +161,11 @@ public struct Reproduction {
     let result = RunResult(
       method: method, budget: budget, draw: draw, patients: patients, summary: DiceSummary(scores), volumes: scores,
       chosenLearningRate: rate, steps: outcome.steps, bestValidationLoss: outcome.bestValidationLoss,
-      seconds: Date().timeIntervalSince(start))
+      seconds: Date().timeIntervalSince(start), curve: outcome.curve)
+    if budget == 1 && draw == 1 {
+      // Kept for the pictures and predictions (written before the stage, so a resumed run has them).
+      try WeightsFile.write(values: outcome.values, config: config.model, to: downstreamWeightsURL(method))
+    }
     try store.save(result, stage: stage)
     say(String(format: "  %@: test Dice %.3f (RV %.3f, MYO %.3f, LV %.3f) after %d steps, %@", method.rawValue, result.summary.mean,
       result.summary.perClass[0], result.summary.perClass[1], result.summary.perClass[2], outcome.steps, formatDuration(result.seconds)))

@@ -34,10 +34,12 @@ public struct RunResult: Codable, Hashable, Sendable {
   public var steps: Int
   public var bestValidationLoss: Double
   public var seconds: Double
+  /// The validation loss curve (nil in run folders from before it was stored).
+  public var curve: [CurvePoint]?
 
   public init(
     method: Method, budget: Int, draw: Int, patients: [Int], summary: DiceSummary, volumes: [VolumeScore],
-    chosenLearningRate: Double?, steps: Int, bestValidationLoss: Double, seconds: Double
+    chosenLearningRate: Double?, steps: Int, bestValidationLoss: Double, seconds: Double, curve: [CurvePoint]? = nil
   ) {
     self.method = method
     self.budget = budget
@@ -49,6 +51,7 @@ public struct RunResult: Codable, Hashable, Sendable {
     self.steps = steps
     self.bestValidationLoss = bestValidationLoss
     self.seconds = seconds
+    self.curve = curve
   }
 }
 

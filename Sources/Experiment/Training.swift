@@ -45,10 +45,11 @@ public struct PretrainingOutcome: Codable, Sendable {
 /// best-validation parameters (all groups, as Float) with the curves.
 func pretrain<B: Backend>(
   backend: B, loss settings: PretrainingLoss, train: SliceSet, validation: SliceSet,
-  config: ExperimentConfig, seed: UInt64, label: String
+  config: ExperimentConfig, seed: UInt64, label: String, initial: [Float]? = nil
 ) -> (values: [Float], outcome: PretrainingOutcome) {
   let start = Date()
   var net = Pix2RepNetwork(config: config.model, backend: backend, seed: seed)
+  if let initial { net.values = initial.map { B.Scalar($0) } }
   let rate = config.pretrainingLearningRate
   var adam = AdamOptimizer<B.Scalar>(layout: net.layout, learningRates: [.backbone: rate, .projection: rate])
   var sampler = BatchSampler(count: train.count, batchSize: config.pretrainingBatch, rng: SplitMix64(seed: seed, stream: 1))

@@ -11,17 +11,19 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("data", value: true), OptionSpec("preset", value: true), OptionSpec("seed", value: true),
     OptionSpec("run", value: true), OptionSpec("fresh", value: false), OptionSpec("workers", value: true),
     OptionSpec("require-reproduced", value: false), OptionSpec("yes", value: false),
+    OptionSpec("init", value: true), OptionSpec("save-predictions", value: false),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
-                            [--workers N] [--require-reproduced] [--yes]
+                            [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
 
     Runs PROTOCOL sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
     fine-tuning of both backbones, the supervised U-Net (learning rate chosen on validation) and,
     at one patient, a linear probe on a random backbone; hard 3D Dice on the test volumes. Prints
-    the Dice table beside the paper's claims and writes results.md, results.csv and results.json
-    into the run folder.
+    the Dice table beside the paper's claims and writes results.md, results.csv, results.json,
+    pictures/ (segmentations, representation, pairing, annotation efficiency, loss curves) and a
+    self-contained report.html into the run folder.
 
       --data DIR     an ACDC-layout folder (training/, testing/). Default: the synthetic phantom,
                      generated once into .cache/ in the current folder.
@@ -33,6 +35,14 @@ enum ReproduceCommand: VerifyCommand {
       --fresh        delete the run folder's finished stages first.
       --workers N    threads, 1-16 (default: all cores). Results do not depend on it.
       --require-reproduced  exit 2 when a claim is not reproduced.
+      --init FILE    a .safetensors backbone (official U-Net keys, F32; num_batches_tracked and
+                     head keys are ignored) that replaces the seeded random initialisation every
+                     method starts from: both pretrainings, the supervised baseline and the
+                     random-backbone probe. Recorded in the run folder's identity.
+      --save-predictions  write the test volumes' predicted labels of every budget-1, draw-1 run
+                     as NIfTI (predictions/METHOD-b1-d1/patientNNN_PHASE.nii.gz, uint8) on the
+                     cropped, resized grid, with the preprocessed images (predictions/images) and
+                     ground truth (predictions/truth) on the same grid.
     """
 
   static func run(_ options: inout Options) throws {
@@ -71,9 +81,22 @@ enum ReproduceCommand: VerifyCommand {
     say("  pretraining: \(config.pretrainingSteps) steps, batch \(config.pretrainingBatch), lr \(config.pretrainingLearningRate), M = \(config.positions), tau = \(config.temperature), lambda = \(config.barlowLambda)")
     say("  downstream: batch \(config.downstreamBatch); LP \(config.linearProbeSteps) steps lr \(config.linearProbeLearningRate); FT at most \(config.fineTuneMaxSteps) steps, lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate), validation every \(config.validationInterval), patience \(config.patience)")
     say("  budgets \(config.budgets), draws \(config.budgets.map { config.drawCount(budget: $0) })")
+    var initial: (entries: [SafetensorsEntry], file: String)? = nil
+    var initialIdentity: String? = nil
+    if let path = options.string("init") {
+      let url = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
+      let file = try Safetensors.read(from: url)
+      var check = [Float](repeating: 0, count: ParameterLayout(config: config.model).count)
+      try Safetensors.loadBackbone(file.entries, file: url.lastPathComponent, into: &check, layout: ParameterLayout(config: config.model))
+      initial = (file.entries, url.lastPathComponent)
+      let bytes = file.entries.sorted { $0.name < $1.name }.flatMap(\.bytes)
+      initialIdentity = "\(url.lastPathComponent), FNV-1a \(String(fnv1a(bytes), radix: 16))"
+    }
     let store = RunStore(directory: runDirectory)
-    try store.open(configuration: RunIdentity(config: config, data: data.source), fresh: options.flag("fresh"))
+    try store.open(configuration: RunIdentity(config: config, data: data.source, initial: initialIdentity), fresh: options.flag("fresh"))
     var reproduction = Reproduction(config: config, data: data, store: store, workers: workers)
+    reproduction.initialBackbone = initial
+    reproduction.savePredictions = options.flag("save-predictions")
     let report = try reproduction.run()
     say("")
     say("# \(report.dataSource)")
@@ -83,7 +106,7 @@ enum ReproduceCommand: VerifyCommand {
     say("")
     say(report.equivarianceText)
     say("")
-    say("Results: \(runDirectory.path)/results.{md,csv,json}; total time \(formatDuration(report.totalSeconds))")
+    say("Results: \(runDirectory.path)/results.{md,csv,json}, report.html, pictures/; total time \(formatDuration(report.totalSeconds))")
     if options.flag("require-reproduced") && report.claims.contains(where: { !$0.reproduced }) {
       throw VerifyError("--require-reproduced: not every claim was reproduced", exitCode: 2)
     }
@@ -94,4 +117,13 @@ enum ReproduceCommand: VerifyCommand {
 struct RunIdentity: Codable, Equatable {
   var config: ExperimentConfig
   var data: String
+  /// The `--init` backbone (file name and checksum of its tensors), nil for the seeded initialisation.
+  var initial: String? = nil
+}
+
+/// 64-bit FNV-1a.
+func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+  var h: UInt64 = 0xcbf2_9ce4_8422_2325
+  for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+  return h
 }

@@ -7,6 +7,8 @@ let commands: [any VerifyCommand.Type] = [
   PhantomCommand.self,
   ReproduceCommand.self,
   ProfileCommand.self,
+  ExportWeightsCommand.self,
+  EquivarianceCommand.self,
 ]
 
 func usage(_ commands: [any VerifyCommand.Type]) -> String {

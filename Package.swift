@@ -7,6 +7,10 @@ import PackageDescription
 /// `SIMD.addProduct` becomes a libm call per lane (measured ~70x slower on this machine).
 let hostCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
 
+/// The network and training loops are generic over the backend; cross-module optimisation lets the
+/// callers specialise them for `OptimizedBackend` instead of running them through generic metadata.
+let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"])]
+
 // MARK: - Package
 
 let package = Package(
@@ -22,7 +26,7 @@ let package = Package(
     .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
     // MARK: Libraries
-    .target(name: "Reference"),
+    .target(name: "Reference", swiftSettings: crossModule),
     .target(name: "Optimized", dependencies: ["Reference"], swiftSettings: hostCPU),
     .target(name: "Dataset", dependencies: ["Reference", "CZlib"]),
     .target(name: "Experiment", dependencies: ["Reference", "Optimized", "Dataset"]),
@@ -41,5 +45,6 @@ let package = Package(
     .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Reference", "TestSupport"]),
     .testTarget(
       name: "DataTests", dependencies: ["Dataset", "Reference", "TestSupport"]),
+    .testTarget(name: "ExchangeTests", dependencies: ["Experiment", "Dataset", "Reference"]),
   ]
 )

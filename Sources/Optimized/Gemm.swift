@@ -126,6 +126,10 @@ func gemmReducePixels(
   _ g: UnsafePointer<Float>, rows: Int, _ x: UnsafePointer<Float>, depth: Int, batch: Int, pixels: Int,
   output: UnsafeMutablePointer<Float>, workers: Int
 ) {
+  if batch == 0 || pixels == 0 {
+    output.update(repeating: 0, count: rows * depth)
+    return
+  }
   let chunkPixels = 4096
   let chunksPerImage = max(1, (pixels + chunkPixels - 1) / chunkPixels)
   let chunks = batch * chunksPerImage

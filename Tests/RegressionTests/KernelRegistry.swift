@@ -43,15 +43,29 @@ struct Conv1x1Kernel: RegressionKernel {
   let name = "conv1x1"
   let tolerance = Tolerance.float32Kernel
   /// Pixel counts past the 24-column tiles and the 8-lane tails (117, 35, 4225: two 4096-pixel
-  /// chunks of the weight gradient).
-  let cases = Array(convolutionCases.dropLast()) + [KernelShape(1, 3, 65, 65, other: 5)]
+  /// chunks of the weight gradient). Variant 1 zeroes the output gradient except at a few pixels
+  /// (the sparse-column path), variant 2 zeroes it entirely.
+  let cases = Array(convolutionCases.dropLast()) + [
+    KernelShape(1, 3, 65, 65, other: 5), KernelShape(3, 9, 9, 13, other: 17, variant: 1),
+    KernelShape(2, 33, 16, 16, other: 8, variant: 1), KernelShape(1, 7, 3, 5, other: 3, variant: 2),
+  ]
 
   func run<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> [LabeledOutput] {
     let x = tensor(s.shape, inputs.normal(s.shape.count), for: b)
     let w = scalars(inputs.normal(s.other * s.c, scale: 1 / Double(s.c).squareRoot()), for: b)
     let bias = scalars(inputs.normal(s.other), for: b)
     let y = b.conv1x1Forward(input: x, weight: w, bias: bias)
-    let dy = tensor(y.shape, inputs.normal(y.shape.count), for: b)
+    var gradient = inputs.normal(y.shape.count)
+    if s.variant > 0 {
+      let plane = s.h * s.w
+      let kept = s.variant == 1 ? Set((0..<(s.n * plane / 10 + 1)).map { _ in inputs.int(below: s.n * plane) }) : []
+      for n in 0..<s.n {
+        for o in 0..<s.other {
+          for p in 0..<plane where !kept.contains(n * plane + p) { gradient[(n * s.other + o) * plane + p] = 0 }
+        }
+      }
+    }
+    let dy = tensor(y.shape, gradient, for: b)
     let g = b.conv1x1Backward(input: x, weight: w, gradOutput: dy)
     return [
       output("forward", y), output("gradInput", g.gradInput), output("gradWeight", g.gradWeight),

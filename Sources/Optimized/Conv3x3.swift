@@ -275,6 +275,7 @@ func conv3x3WeightGradient(
       let firstBlock = (item % groups) * blocksPerGroup
       let lastBlock = min(blocks, firstBlock + blocksPerGroup)
       let out = part + chunk * weightCount
+      let unit = opaqueUnit()
       // The chunk's runs as segments (image, first vector, vectors), cut into pieces.
       var pieces = [[(n: Int, start: Int, count: Int)]]()
       var current = [(n: Int, start: Int, count: Int)]()
@@ -309,7 +310,7 @@ func conv3x3WeightGradient(
                 laneDots(
                   &acc, steps: segment.count, gImage + o0 * g.planeStride,
                   gImage + min(o0 + 1, cout - 1) * g.planeStride, gImage + min(o0 + 2, cout - 1) * g.planeStride,
-                  x, x + 1, x + 2)
+                  x, x + unit, x + 2 * unit)
               }
               for m in 0..<min(3, cout - o0) {
                 let base = out + ((o0 + m) * cin + c) * 9 + ky * 3

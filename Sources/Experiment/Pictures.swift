@@ -123,6 +123,9 @@ extension Reproduction {
   /// The weights of a budget-1, draw-1 downstream run, kept for the pictures and predictions.
   func downstreamWeightsURL(_ method: Method) -> URL { store.weightsURL("run-\(method.key)-1-1") }
 
+  /// The name of the backbone every method starts from: "random", or the `--init` file.
+  var initialLabel: String { initialBackbone.map { "initial (\($0.file))" } ?? "random" }
+
   /// Writes every picture into pictures/ and returns them in report order. Methods whose
   /// budget-1 weights are absent (run folders from before they were saved) are left out of the
   /// overlays and said so in the caption.
@@ -174,7 +177,7 @@ extension Reproduction {
 
     // The learned representation.
     let named: [(String, [Float])] = [
-      ("Pix2Rep (InfoNCE)", backbones[.infoNCE]), ("Pix2Rep-v2 (Barlow Twins)", backbones[.barlowTwins]), ("random", random),
+      ("Pix2Rep (InfoNCE)", backbones[.infoNCE]), ("Pix2Rep-v2 (Barlow Twins)", backbones[.barlowTwins]), (initialLabel, random),
     ].compactMap { name, values in values.map { (name, $0) } }
     var columns: [[[UInt8]]] = [chosen.map { i in greyTile(Array(test.images[(i * plane)..<((i + 1) * plane)]), size: size) }]
     for (_, values) in named {

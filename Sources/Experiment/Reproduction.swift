@@ -176,7 +176,7 @@ public struct Reproduction {
   /// The learned equivariance figures of the InfoNCE backbone and of the random one.
   func equivarianceFigures(pretrained: [Float], random: [Float]) throws -> [EquivarianceFigure] {
     if let done = try store.load([EquivarianceFigure].self, stage: "equivariance") { return done }
-    let figures = [("Pix2Rep (InfoNCE)", pretrained), ("random", random)].map { (name, values) in
+    let figures = [("Pix2Rep (InfoNCE)", pretrained), (initialLabel, random)].map { (name, values) in
       var net = Pix2RepNetwork(config: config.model, backend: backend, values: values)
       return measureEquivariance(&net, name: name, test: data.test, slices: 32, seed: seed("equivariance"))
     }

@@ -63,6 +63,18 @@ enum ReproduceCommand: VerifyCommand {
       return
     }
 
+    // The --init backbone is checked before the data are loaded, so a bad file fails at once.
+    var initial: (entries: [SafetensorsEntry], file: String)? = nil
+    var initialIdentity: String? = nil
+    if let path = options.string("init") {
+      let url = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
+      let file = try Safetensors.read(from: url)
+      var check = [Float](repeating: 0, count: ParameterLayout(config: config.model).count)
+      try Safetensors.loadBackbone(file.entries, file: url.lastPathComponent, into: &check, layout: ParameterLayout(config: config.model))
+      initial = (file.entries, url.lastPathComponent)
+      let bytes = file.entries.sorted { $0.name < $1.name }.flatMap(\.bytes)
+      initialIdentity = "\(url.lastPathComponent), FNV-1a \(String(fnv1a(bytes), radix: 16))"
+    }
     let data: any ExperimentData
     if let path = options.string("data") {
       let root = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
@@ -81,17 +93,6 @@ enum ReproduceCommand: VerifyCommand {
     say("  pretraining: \(config.pretrainingSteps) steps, batch \(config.pretrainingBatch), lr \(config.pretrainingLearningRate), M = \(config.positions), tau = \(config.temperature), lambda = \(config.barlowLambda)")
     say("  downstream: batch \(config.downstreamBatch); LP \(config.linearProbeSteps) steps lr \(config.linearProbeLearningRate); FT at most \(config.fineTuneMaxSteps) steps, lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate), validation every \(config.validationInterval), patience \(config.patience)")
     say("  budgets \(config.budgets), draws \(config.budgets.map { config.drawCount(budget: $0) })")
-    var initial: (entries: [SafetensorsEntry], file: String)? = nil
-    var initialIdentity: String? = nil
-    if let path = options.string("init") {
-      let url = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
-      let file = try Safetensors.read(from: url)
-      var check = [Float](repeating: 0, count: ParameterLayout(config: config.model).count)
-      try Safetensors.loadBackbone(file.entries, file: url.lastPathComponent, into: &check, layout: ParameterLayout(config: config.model))
-      initial = (file.entries, url.lastPathComponent)
-      let bytes = file.entries.sorted { $0.name < $1.name }.flatMap(\.bytes)
-      initialIdentity = "\(url.lastPathComponent), FNV-1a \(String(fnv1a(bytes), radix: 16))"
-    }
     let store = RunStore(directory: runDirectory)
     try store.open(configuration: RunIdentity(config: config, data: data.source, initial: initialIdentity), fresh: options.flag("fresh"))
     var reproduction = Reproduction(config: config, data: data, store: store, workers: workers)

@@ -127,7 +127,7 @@ public struct LinePlot: Sendable {
         out.append(#"<circle cx="\#(f(px(p.x)))" cy="\#(f(py(p.y)))" r="3.5" fill="\#(s.color)"/>"#)
       }
     }
-    for a in annotations where a.x.isFinite && a.y.isFinite && (!logX || a.x > 0) {
+    for a in annotations where a.x.isFinite && a.y >= y0 && a.y <= y1 && (!logX || a.x > 0) {
       let (x, y) = (px(a.x), py(a.y))
       out.append(#"<path d="M\#(f(x - 5)),\#(f(y - 5)) L\#(f(x + 5)),\#(f(y + 5)) M\#(f(x - 5)),\#(f(y + 5)) L\#(f(x + 5)),\#(f(y - 5))" stroke="black" stroke-width="2"/>"#)
       out.append(#"<text x="\#(f(x + 8))" y="\#(f(y - 6))" font-size="11">\#(escapeXML(a.text))</text>"#)

@@ -4,14 +4,16 @@ the official Pix2Rep U-Net (PROTOCOL section 2), run by hand (not part of `swift
 
     pip install safetensors numpy        # required
     pip install torch                    # optional: enables the strict load into the nn.Module
-    python3 scripts/check_safetensors.py FILE.safetensors
+    python3 scripts/check_safetensors.py FILE.safetensors [SAMPLE.safetensors]
 
 1. Parses the header by hand (8-byte little-endian length, JSON, dtype, shape, contiguous
    data_offsets covering the data exactly).
 2. Loads it with the `safetensors` library (numpy) and compares every tensor with step 1.
 3. With torch: builds the official UNet structure (DoubleConv/Down/Up with the official
    attribute names, widths and D read from the file's shapes) and calls
-   load_state_dict(..., strict=True), then runs a forward pass. Without torch: checks that the
+   load_state_dict(..., strict=True), then runs a forward pass; with SAMPLE (written by
+   `verify export-weights --sample`), compares PyTorch's features of its input in eval mode with
+   the features this package computed (max |diff| <= 1e-4 + 1e-3 |ours|). Without torch: checks that the
    file's keys and shapes are exactly those the official module would have (computed here).
 Exit status 0 only if every check passes.
 """
@@ -87,7 +89,7 @@ def official_shapes(widths, features, channels=1):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         print(__doc__)
         sys.exit(64)
     path = sys.argv[1]
@@ -175,6 +177,17 @@ def main():
         out = model(torch.rand(1, channels, size, size))
     if list(out.shape) != [1, features, size, size] or not torch.isfinite(out).all() or (out < 0).any():
         fail(f"forward pass gave shape {list(out.shape)} or non-finite/negative values")
+    if len(sys.argv) == 3:
+        sample = load_torch(sys.argv[2])
+        with torch.no_grad():
+            theirs = model(sample["input"])
+        ours = sample["features"]
+        if theirs.shape != ours.shape:
+            fail(f"PyTorch features {list(theirs.shape)} vs ours {list(ours.shape)}")
+        excess = ((theirs - ours).abs() - (1e-4 + 1e-3 * ours.abs())).max().item()
+        print(f"sample: max |PyTorch - ours| = {(theirs - ours).abs().max().item():.3g} over {ours.numel()} values (largest |ours| {ours.abs().max().item():.3g})")
+        if excess > 0:
+            fail("PyTorch's features of the sample input differ from this package's beyond 1e-4 + 1e-3 |ours|")
     print(f"torch {torch.__version__}: load_state_dict(strict=True) OK ({result}); forward pass (1, {channels}, {size}, {size}) -> {list(out.shape)}, finite and non-negative")
 
 

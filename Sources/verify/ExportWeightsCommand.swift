@@ -1,5 +1,6 @@
 import Experiment
 import Foundation
+import Optimized
 import Reference
 
 /// `verify export-weights`: a run folder's pretrained backbone as a safetensors file the official
@@ -9,9 +10,11 @@ enum ExportWeightsCommand: VerifyCommand {
   static let summary = "write a run's pretrained backbone as .safetensors with the official PyTorch keys"
   static let options = [
     OptionSpec("out", value: true), OptionSpec("which", value: true), OptionSpec("with-projection", value: false),
+    OptionSpec("sample", value: true),
   ]
   static let help = """
     usage: verify export-weights RUN --out FILE.safetensors [--which pix2rep|pix2rep-v2] [--with-projection]
+                                           [--sample FILE.safetensors]
 
     Reads the best-validation pretrained weights of the run folder RUN (weights/pretrain-*.p2rw,
     checked against RUN/config.json) and writes them in the safetensors format with the official
@@ -21,6 +24,9 @@ enum ExportWeightsCommand: VerifyCommand {
       --which W          pix2rep (InfoNCE, default) or pix2rep-v2 (Barlow Twins).
       --with-projection  also write the projection head g (official MLP keys net.0, net.1, net.3);
                          then the file no longer loads strictly into the UNet alone.
+      --sample FILE      also write a seeded input image "input" (1, 1, S, S) and the backbone's
+                         features "features" (1, D, S, S) computed here (BatchNorm in evaluation
+                         mode), for scripts/check_safetensors.py to compare PyTorch's output with.
 
     By default the file holds exactly the official UNet's state dict: every backbone tensor (F32)
     and one num_batches_tracked (I64 scalar) per BatchNorm. This package does not count BatchNorm
@@ -67,6 +73,19 @@ enum ExportWeightsCommand: VerifyCommand {
     let bytes = Safetensors.encode(entries, metadata: metadata)
     let outURL = URL(fileURLWithPath: out, relativeTo: cwd).standardizedFileURL
     try writeAtomically(Data(bytes), to: outURL)
+    if let sample = options.string("sample") {
+      var rng = SplitMix64(seed: 2024, stream: 7)
+      let s = model.imageSize
+      let input = Tensor<Float>(shape: Shape(1, model.inputChannels, s, s), data: (0..<(model.inputChannels * s * s)).map { _ in Float(rng.uniform()) })
+      var net = Pix2RepNetwork(config: model, backend: OptimizedBackend(workers: ProcessInfo.processInfo.activeProcessorCount), values: values)
+      let features = net.frozenFeatures(input)
+      let sampleURL = URL(fileURLWithPath: sample, relativeTo: cwd).standardizedFileURL
+      try writeAtomically(Data(Safetensors.encode([
+        SafetensorsEntry(name: "input", shape: [1, model.inputChannels, s, s], floats: input.data),
+        SafetensorsEntry(name: "features", shape: [1, model.features, s, s], floats: features.data),
+      ])), to: sampleURL)
+      say("wrote \(sampleURL.path): a seeded input and its features f(x) from this package")
+    }
     say("wrote \(outURL.path): \(entries.count) tensors (\(entries.filter { $0.dtype == "F32" }.count) F32, \(entries.filter { $0.dtype == "I64" }.count) num_batches_tracked), \(bytes.count) bytes")
   }
 }

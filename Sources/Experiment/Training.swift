@@ -43,6 +43,7 @@ public struct PretrainingOutcome: Codable, Sendable {
 
 /// Pretrains backbone f and projection head g with Adam (PROTOCOL section 3) and returns the
 /// best-validation parameters (all groups, as Float) with the curves.
+/// `initial`, when given, replaces the seeded initial values (all groups; `verify reproduce --init`).
 func pretrain<B: Backend>(
   backend: B, loss settings: PretrainingLoss, train: SliceSet, validation: SliceSet,
   config: ExperimentConfig, seed: UInt64, label: String, initial: [Float]? = nil

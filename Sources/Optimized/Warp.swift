@@ -95,7 +95,8 @@ public func warpForward(input: Tensor<Float>, affines: [Affine2D], workers: Int)
 /// gradient onto its four corners. gradOutput: (N, C, H, W). Returns (N, C, H, W).
 ///
 /// Each (image, channel) plane is scattered by one iteration, in pixel order, so the result does not
-/// depend on `workers`. Differs from the reference only in precision.
+/// depend on `workers`; pixels whose gradient is zero are skipped (they add exact zeros). Differs
+/// from the reference only in precision.
 public func warpBackward(gradOutput: Tensor<Float>, affines: [Affine2D], workers: Int) -> Tensor<Float> {
   checkWorkers(workers)
   let s = gradOutput.shape
@@ -114,8 +115,11 @@ public func warpBackward(gradOutput: Tensor<Float>, affines: [Affine2D], workers
             let src = g + p * plane
             let imageTaps = taps + (p / s.c) * plane
             for i in 0..<plane {
-              let t = imageTaps[i]
               let v = src[i]
+              // A zero gradient adds exact zeros: skip it (the loss gradient reaches the warp only
+              // at the sampled positions, so most pixels are zero).
+              if v == 0 { continue }
+              let t = imageTaps[i]
               target[Int(t.o0)] += t.w0 * v
               target[Int(t.o1)] += t.w1 * v
               target[Int(t.o2)] += t.w2 * v

@@ -246,7 +246,7 @@ public func conv3x3Backward(input: Tensor<Float>, weight: [Float], gradOutput: T
 /// H · rowStride positions: the output gradient at q sits at padded q + rowStride + 1 and is zero
 /// wherever x >= W (padding), so every tap is a plain dot product of two contiguous runs, with no
 /// per-row bookkeeping. A chunk is a fixed number of whole images (from the shape alone); its runs
-/// are cut into pieces of at most 512 positions (several short images, or part of a long one).
+/// are cut into pieces of at most 1024 positions (several short images, or part of a long one).
 /// Items are (chunk, group of up to 12 output channels); item (k, group) owns partial[k][its
 /// channels]; for each piece, input channel and ky it reads the three shifted input runs once and
 /// runs 3 x 3 lane tiles for every 3 output channels of its group, each 8-lane accumulator summed in
@@ -257,7 +257,7 @@ func conv3x3WeightGradient(
   batch: Int, inputChannels cin: Int, outputChannels cout: Int, workers: Int
 ) -> [Float] {
   let steps = (g.height * g.rowStride + 7) / 8
-  let pieceSteps = 64
+  let pieceSteps = 128
   let imagesPerChunk = max(1, 512 / steps)
   let chunks = (batch + imagesPerChunk - 1) / imagesPerChunk
   let blocks = (cout + 2) / 3

@@ -119,7 +119,7 @@ func gemmPlanes(
 /// g: (batch, rows, pixels); x: (batch, depth, pixels); out: (rows, depth), row-major.
 /// Pixels are cut into fixed chunks (whole images split at multiples of 4096 pixels, fixed by the
 /// shape). Items are (chunk, group of up to 12 rows); an item writes its own rows of its chunk's
-/// partial. Within a chunk, pieces of 512 pixels are reduced in order: for each 3 columns of x
+/// partial. Within a chunk, pieces of 1024 pixels are reduced in order: for each 3 columns of x
 /// (read once), 3 x 3 lane tiles run for every 3 rows of the group, each 8-lane accumulator summed
 /// in a fixed lane order. The chunks are added in chunk order. Nothing depends on `workers`.
 func gemmReducePixels(
@@ -155,7 +155,7 @@ func gemmReducePixels(
       var first = true
       var s0 = start
       while s0 < end {
-        let s1 = min(s0 + 512, end)
+        let s1 = min(s0 + 1024, end)
         let full = (s1 - s0) / 8
         let tail = (s1 - s0) % 8
         var k0 = 0

@@ -7,8 +7,9 @@ import Reference
 /// input: (N, C, H, W), W fastest; weight, bias, runningMean, runningVariance: (C).
 ///
 /// Parallel over channels (each channel's statistics, running statistics and output planes belong
-/// to one iteration). Sums run in Float with four 8-lane accumulators per plane, planes combined in
-/// Double in image order; the variance is two-pass like the reference's. The output is computed as
+/// to one iteration). The statistics take one pass: sums of x - K and (x - K)², K the channel's
+/// first value, in Float with 8-lane accumulators per plane, planes combined in Double in image
+/// order (the reference takes two passes, mean then squared deviations). The output is computed as
 /// `in · scale + shift` with `scale = inverseStd · weight`, `shift = bias - mean · scale`. Differs
 /// from the reference only in precision and summation order; bitwise deterministic for any `workers`.
 public func batchNormForward(
@@ -42,13 +43,17 @@ public func batchNormForward(
                   parallelFor(s.c, workers: workers) { c in
                     var mu: Double, invStd: Double
                     if training {
-                      var sum = 0.0
-                      for n in 0..<s.n { sum += Double(planeSum(x + (n * s.c + c) * plane, count: plane)) }
-                      mu = sum / Double(m)
-                      var squares = 0.0
+                      // One pass over the data: moments of x - K, K the channel's first value, so
+                      // the subtraction in the variance cancels little.
+                      let shift = x[c * plane]
+                      var sum = 0.0, sumSquares = 0.0
                       for n in 0..<s.n {
-                        squares += Double(planeSquaredDeviations(x + (n * s.c + c) * plane, count: plane, mean: Float(mu)))
+                        let (a, b) = planeShiftedMoments(x + (n * s.c + c) * plane, count: plane, shift: shift)
+                        sum += Double(a)
+                        sumSquares += Double(b)
                       }
+                      mu = Double(shift) + sum / Double(m)
+                      let squares = max(0, sumSquares - sum * sum / Double(m))
                       let momentum = BatchNormConstants.momentum
                       rm[c] = Float((1 - momentum) * Double(rm[c]) + momentum * mu)
                       rv[c] = Float((1 - momentum) * Double(rv[c]) + momentum * squares / Double(m - 1))
@@ -156,6 +161,31 @@ public func batchNormBackward(
 }
 
 // MARK: - Plane loops
+
+/// (sum of x - shift, sum of (x - shift)²) over a plane, two 8-lane accumulators each, combined in
+/// a fixed order.
+@inline(__always)
+func planeShiftedMoments(_ p: UnsafePointer<Float>, count: Int, shift: Float) -> (Float, Float) {
+  let k = Vec8(repeating: shift)
+  var s0 = Vec8(), s1 = Vec8(), q0 = Vec8(), q1 = Vec8()
+  var i = 0
+  while i + 16 <= count {
+    let d0 = load8(p + i) - k, d1 = load8(p + i + 8) - k
+    s0 += d0
+    s1 += d1
+    q0.addProduct(d0, d0)
+    q1.addProduct(d1, d1)
+    i += 16
+  }
+  var sum = laneSum(s0 + s1), squares = laneSum(q0 + q1)
+  while i < count {
+    let d = p[i] - shift
+    sum += d
+    squares += d * d
+    i += 1
+  }
+  return (sum, squares)
+}
 
 /// sum of (x - mean)² over a plane, four 8-lane accumulators combined in a fixed order.
 @inline(__always)

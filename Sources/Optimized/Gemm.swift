@@ -51,9 +51,9 @@ func gemmTile(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, depth: Int) 
 /// out[n, r, p] = bias[r] + sum over k < depth of A[r, k] · x[n, k, p], for r < rows, p < pixels.
 ///
 /// x: (batch, depth, pixels) planes; out: (batch, rows, pixels); packed: `packRows(A)`;
-/// bias: (rows) or nil for zero. Items are (image, group of 8 column tiles = 192 pixels); an item
-/// packs its 8 panels once, then runs every 4-row block over them, so each output row is written
-/// as 192 contiguous pixels (whole cache lines). Each item owns its output columns for every row,
+/// bias: (rows) or nil for zero. Items are (image, group of up to 8 column tiles); an item
+/// packs its panels once, then runs every 4-row block over them, so each output row is written
+/// as up to 192 contiguous pixels (whole cache lines). Each item owns its output columns for every row,
 /// and every output is one reduction over k in order, so the result does not depend on `workers`.
 func gemmPlanes(
   _ x: UnsafePointer<Float>, batch: Int, depth: Int, pixels: Int,
@@ -61,8 +61,9 @@ func gemmPlanes(
   output: UnsafeMutablePointer<Float>, workers: Int
 ) {
   let tiles = (pixels + 23) / 24
-  let tilesPerItem = 8
-  let groups = (tiles + tilesPerItem - 1) / tilesPerItem
+  // As few groups of at most 8 tiles as possible, of even sizes (11 tiles: 6 + 5, not 8 + 3).
+  let groups = (tiles + 7) / 8
+  let tilesPerItem = (tiles + groups - 1) / max(groups, 1)
   let blocks = (rows + 3) / 4
   // Disjoint writes: item (n, group) writes out[n, ·, columns of its tiles] only.
   nonisolated(unsafe) let input = x

@@ -247,7 +247,7 @@ public func conv3x3Backward(input: Tensor<Float>, weight: [Float], gradOutput: T
 /// wherever x >= W (padding), so every tap is a plain dot product of two contiguous runs, with no
 /// per-row bookkeeping. A chunk is a fixed number of whole images (from the shape alone); its runs
 /// are cut into pieces of at most 1024 positions (several short images, or part of a long one).
-/// Items are (chunk, group of up to 12 output channels); item (k, group) owns partial[k][its
+/// Items are (chunk, group of up to 12 or 6 output channels); item (k, group) owns partial[k][its
 /// channels]; for each piece, input channel and ky it reads the three shifted input runs once and
 /// runs 3 x 3 lane tiles for every 3 output channels of its group, each 8-lane accumulator summed in
 /// a fixed lane order and added to the partial. The chunks are added in chunk order, so nothing
@@ -261,7 +261,9 @@ func conv3x3WeightGradient(
   let imagesPerChunk = max(1, 512 / steps)
   let chunks = (batch + imagesPerChunk - 1) / imagesPerChunk
   let blocks = (cout + 2) / 3
-  let blocksPerGroup = 4
+  // Groups of 4 blocks share the input reads; with few chunks (small images), groups of 2 give the
+  // workers more items. Either way each output's summation order is the same.
+  let blocksPerGroup = chunks >= 4 ? 4 : 2
   let groups = (blocks + blocksPerGroup - 1) / blocksPerGroup
   let weightCount = cout * cin * 9
   return withScratch(chunks * weightCount) { partial in

@@ -37,8 +37,6 @@ enum ProfileCommand: VerifyCommand {
 
   static func run(_ options: inout Options) throws {
     try options.requireNoPositional(name)
-    // Line-buffered output: a profile runs for minutes, and its progress should show in a log.
-    setvbuf(stdout, nil, _IOLBF, 0)
     #if DEBUG
       throw VerifyError(
         "refusing to time a debug build (numeric code is 10-200x slower); run "

@@ -40,10 +40,7 @@ public struct Reproduction {
 
   /// A seed for a named stage, fixed by the run seed.
   func seed(_ stage: String) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in stage.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    var rng = SplitMix64(seed: config.seed, stream: h)
-    return rng.next()
+    Reproduction.stageSeed(stage, runSeed: config.seed)
   }
 
   /// Runs (or resumes) everything and returns the report.

@@ -9,12 +9,16 @@ public struct RunStore: Sendable {
   public init(directory: URL) { self.directory = directory }
 
   /// Creates the folder and records `configuration`; refuses a folder made with another one
-  /// unless `fresh`, which deletes its finished stages.
+  /// unless `fresh`, which deletes its finished stages and every output of the old run.
   public func open<C: Codable & Equatable>(configuration: C, fresh: Bool) throws {
     let fm = FileManager.default
     let file = directory.appendingPathComponent("config.json")
     if fresh && fm.fileExists(atPath: directory.path) {
-      for name in ["config.json", "stages", "weights"] {
+      // Everything a run writes, so no output of the old run survives beside the new one.
+      for name in [
+        "config.json", "stages", "weights", "pictures", "predictions", "report.html", "results.md", "results.csv",
+        "results.json",
+      ] {
         let url = directory.appendingPathComponent(name)
         if fm.fileExists(atPath: url.path) { try fm.removeItem(at: url) }
       }

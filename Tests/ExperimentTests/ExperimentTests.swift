@@ -91,8 +91,11 @@ import Testing
     try store.open(configuration: ExperimentConfig.smoke(seed: 1), fresh: false)
     #expect(try store.load(Double.self, stage: "x") == 0.5)
     #expect(throws: ExperimentError.self) { try store.open(configuration: ExperimentConfig.smoke(seed: 2), fresh: false) }
+    let stale = folder.appendingPathComponent("results.md")
+    try Data("old".utf8).write(to: stale)
     try store.open(configuration: ExperimentConfig.smoke(seed: 2), fresh: true)
     #expect(try store.load(Double.self, stage: "x") == nil)
+    #expect(!FileManager.default.fileExists(atPath: stale.path), "--fresh left the old run's results.md")
   }
 
   @Test func weightsRoundTripAndDamageIsReported() throws {

@@ -88,8 +88,8 @@ func standardizeRows(_ x: [Float], rows: Int, columns: Int, workers: Int) -> Sta
         nonisolated(unsafe) let dst = out
         parallelFor(rows, workers: workers) { r in
           let row = src + r * columns
-          let mean = Double(planeSum(row, count: columns)) / Double(columns)
-          let variance = Double(planeSquaredDeviations(row, count: columns, mean: Float(mean))) / Double(columns)
+          let mean = planeSum(row, count: columns) / Double(columns)
+          let variance = planeSquaredDeviations(row, count: columns, mean: Float(mean)) / Double(columns)
           let inv = 1 / (variance + BarlowTwinsConstants.epsilon).squareRoot()
           std[r] = Float(inv)
           let scale = Vec8(repeating: Float(inv)), shift = Vec8(repeating: Float(-mean * inv))
@@ -114,7 +114,7 @@ func standardizeRowsBackward(_ forward: StandardizedRows, gradOutput: [Float], r
           nonisolated(unsafe) let dst = out
           parallelFor(rows, workers: workers) { r in
             let uRow = u + r * columns, gRow = g + r * columns
-            let meanGrad = Vec8(repeating: planeSum(gRow, count: columns) / Float(columns))
+            let meanGrad = Vec8(repeating: Float(planeSum(gRow, count: columns) / Double(columns)))
             let meanGradU = Vec8(repeating: dotProduct(gRow, uRow, count: columns) / Float(columns))
             let k = Vec8(repeating: std[r])
             mapPlanes(uRow, gRow, dst + r * columns, count: columns) { uv, gv in k * (gv - meanGrad - uv * meanGradU) }

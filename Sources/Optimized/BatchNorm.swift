@@ -8,8 +8,8 @@ import Reference
 ///
 /// Parallel over channels (each channel's statistics, running statistics and output planes belong
 /// to one iteration). The statistics take one pass: sums of x - K and (x - K)², K the channel's
-/// first value, in Float with 8-lane accumulators per plane, planes combined in Double in image
-/// order (the reference takes two passes, mean then squared deviations). The output is computed as
+/// first value, in Float with 8-lane accumulators over blocks of 256 values, blocks and planes
+/// combined in Double in order (the reference takes two passes, mean then squared deviations). The output is computed as
 /// `in · scale + shift` with `scale = inverseStd · weight`, `shift = bias - mean · scale`. Differs
 /// from the reference only in precision and summation order; bitwise deterministic for any `workers`.
 public func batchNormForward(
@@ -49,8 +49,8 @@ public func batchNormForward(
                       var sum = 0.0, sumSquares = 0.0
                       for n in 0..<s.n {
                         let (a, b) = planeShiftedMoments(x + (n * s.c + c) * plane, count: plane, shift: shift)
-                        sum += Double(a)
-                        sumSquares += Double(b)
+                        sum += a
+                        sumSquares += b
                       }
                       mu = Double(shift) + sum / Double(m)
                       let squares = max(0, sumSquares - sum * sum / Double(m))
@@ -123,8 +123,8 @@ public func batchNormBackward(
                     for n in 0..<s.n {
                       let offset = (n * s.c + c) * plane
                       let (a, b) = planeGradientSums(x + offset, g + offset, count: plane, mean: mu)
-                      sumGrad += Double(a)
-                      sumGradXHat += Double(b) * Double(invStd)
+                      sumGrad += a
+                      sumGradXHat += b * Double(invStd)
                     }
                     gb[c] = Float(sumGrad)
                     gw[c] = Float(sumGradXHat)
@@ -162,76 +162,85 @@ public func batchNormBackward(
 
 // MARK: - Plane loops
 
-/// (sum of x - shift, sum of (x - shift)²) over a plane, two 8-lane accumulators each, combined in
-/// a fixed order.
+/// (sum of x - shift, sum of (x - shift)²) over a plane: blocks of `reductionBlock` in 8-lane Float
+/// accumulators (two per sum, combined in a fixed order), blocks added in Double.
 @inline(__always)
-func planeShiftedMoments(_ p: UnsafePointer<Float>, count: Int, shift: Float) -> (Float, Float) {
+func planeShiftedMoments(_ p: UnsafePointer<Float>, count: Int, shift: Float) -> (Double, Double) {
   let k = Vec8(repeating: shift)
-  var s0 = Vec8(), s1 = Vec8(), q0 = Vec8(), q1 = Vec8()
-  var i = 0
-  while i + 16 <= count {
-    let d0 = load8(p + i) - k, d1 = load8(p + i + 8) - k
-    s0 += d0
-    s1 += d1
-    q0.addProduct(d0, d0)
-    q1.addProduct(d1, d1)
-    i += 16
-  }
-  var sum = laneSum(s0 + s1), squares = laneSum(q0 + q1)
-  while i < count {
-    let d = p[i] - shift
-    sum += d
-    squares += d * d
-    i += 1
+  var sum = 0.0, squares = 0.0
+  var start = 0
+  while start < count {
+    let end = min(count, start + reductionBlock)
+    var s0 = Vec8(), s1 = Vec8(), q0 = Vec8(), q1 = Vec8()
+    var i = start
+    while i + 16 <= end {
+      let d0 = load8(p + i) - k, d1 = load8(p + i + 8) - k
+      s0 += d0
+      s1 += d1
+      q0.addProduct(d0, d0)
+      q1.addProduct(d1, d1)
+      i += 16
+    }
+    if i < end {
+      let d = loadPartial(p + i, lanes: min(8, end - i)) - k.replacing(with: 0, where: laneMask(min(8, end - i)))
+      s0 += d
+      q0.addProduct(d, d)
+      i += 8
+      if i < end {
+        let e = loadPartial(p + i, lanes: end - i) - k.replacing(with: 0, where: laneMask(end - i))
+        s1 += e
+        q1.addProduct(e, e)
+      }
+    }
+    sum += Double(laneSum(s0 + s1))
+    squares += Double(laneSum(q0 + q1))
+    start = end
   }
   return (sum, squares)
 }
 
-/// sum of (x - mean)² over a plane, four 8-lane accumulators combined in a fixed order.
+/// Lanes at or past `lanes` (1 ... 8).
 @inline(__always)
-func planeSquaredDeviations(_ p: UnsafePointer<Float>, count: Int, mean: Float) -> Float {
-  let mu = Vec8(repeating: mean)
-  var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
-  var i = 0
-  while i + 32 <= count {
-    let d0 = load8(p + i) - mu, d1 = load8(p + i + 8) - mu
-    let d2 = load8(p + i + 16) - mu, d3 = load8(p + i + 24) - mu
-    a0.addProduct(d0, d0); a1.addProduct(d1, d1); a2.addProduct(d2, d2); a3.addProduct(d3, d3)
-    i += 32
-  }
-  while i + 8 <= count {
-    let d = load8(p + i) - mu
-    a0.addProduct(d, d)
-    i += 8
-  }
-  var total = laneSum((a0 + a1) + (a2 + a3))
-  while i < count {
-    let d = p[i] - mean
-    total += d * d
-    i += 1
-  }
-  return total
+func laneMask(_ lanes: Int) -> SIMDMask<SIMD8<Int32>> {
+  SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8<Int32>(repeating: Int32(lanes))
 }
 
-/// (sum g, sum g · (x - mean)) over a plane.
+/// sum of (x - mean)² over a plane, blocked like `planeShiftedMoments`.
 @inline(__always)
-func planeGradientSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, count: Int, mean: Float) -> (Float, Float) {
+func planeSquaredDeviations(_ p: UnsafePointer<Float>, count: Int, mean: Float) -> Double {
+  let (sum, squares) = planeShiftedMoments(p, count: count, shift: mean)
+  return squares - sum * sum / Double(max(count, 1))
+}
+
+/// (sum g, sum g · (x - mean)) over a plane, blocked like `planeShiftedMoments`.
+@inline(__always)
+func planeGradientSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, count: Int, mean: Float) -> (Double, Double) {
   let mu = Vec8(repeating: mean)
-  var s0 = Vec8(), s1 = Vec8(), t0 = Vec8(), t1 = Vec8()
-  var i = 0
-  while i + 16 <= count {
-    let g0 = load8(g + i), g1 = load8(g + i + 8)
-    s0 += g0
-    s1 += g1
-    t0.addProduct(g0, load8(x + i) - mu)
-    t1.addProduct(g1, load8(x + i + 8) - mu)
-    i += 16
-  }
-  var sum = laneSum(s0 + s1), dot = laneSum(t0 + t1)
-  while i < count {
-    sum += g[i]
-    dot += g[i] * (x[i] - mean)
-    i += 1
+  var sum = 0.0, dot = 0.0
+  var start = 0
+  while start < count {
+    let end = min(count, start + reductionBlock)
+    var s0 = Vec8(), s1 = Vec8(), t0 = Vec8(), t1 = Vec8()
+    var i = start
+    while i + 16 <= end {
+      let g0 = load8(g + i), g1 = load8(g + i + 8)
+      s0 += g0
+      s1 += g1
+      t0.addProduct(g0, load8(x + i) - mu)
+      t1.addProduct(g1, load8(x + i + 8) - mu)
+      i += 16
+    }
+    // A partial vector of g is zero past its lanes, so the products there vanish.
+    while i < end {
+      let lanes = min(8, end - i)
+      let gv = loadPartial(g + i, lanes: lanes)
+      s0 += gv
+      t0.addProduct(gv, loadPartial(x + i, lanes: lanes) - mu)
+      i += lanes
+    }
+    sum += Double(laneSum(s0 + s1))
+    dot += Double(laneSum(t0 + t1))
+    start = end
   }
   return (sum, dot)
 }

@@ -250,8 +250,8 @@ public func conv3x3Backward(input: Tensor<Float>, weight: [Float], gradOutput: T
 /// Items are (chunk, group of up to 12 or 6 output channels); item (k, group) owns partial[k][its
 /// channels]; for each piece, input channel and ky it reads the three shifted input runs once and
 /// runs 3 x 3 lane tiles for every 3 output channels of its group, each 8-lane accumulator summed in
-/// a fixed lane order and added to the partial. The chunks are added in chunk order, so nothing
-/// depends on `workers`.
+/// a fixed lane order and added to the partial in Double. The chunks are added in chunk order, so
+/// nothing depends on `workers`.
 func conv3x3WeightGradient(
   paddedInput: UnsafePointer<Float>, paddedGrad: UnsafePointer<Float>, geometry g: PaddedGeometry,
   batch: Int, inputChannels cin: Int, outputChannels cout: Int, workers: Int
@@ -266,7 +266,7 @@ func conv3x3WeightGradient(
   let blocksPerGroup = chunks >= 4 ? 4 : 2
   let groups = (blocks + blocksPerGroup - 1) / blocksPerGroup
   let weightCount = cout * cin * 9
-  return withScratch(chunks * weightCount) { partial in
+  return withDoubleScratch(chunks * weightCount) { partial in
     // Disjoint writes: item (k, group) writes partial[k * weightCount + o * cin * 9 ...] for the
     // output channels o of its group only.
     nonisolated(unsafe) let part = partial
@@ -318,13 +318,13 @@ func conv3x3WeightGradient(
                 let base = out + ((o0 + m) * cin + c) * 9 + ky * 3
                 let (v0, v1, v2) = acc.sums(m)
                 if first {
-                  base[0] = v0
-                  base[1] = v1
-                  base[2] = v2
+                  base[0] = Double(v0)
+                  base[1] = Double(v1)
+                  base[2] = Double(v2)
                 } else {
-                  base[0] += v0
-                  base[1] += v1
-                  base[2] += v2
+                  base[0] += Double(v0)
+                  base[1] += Double(v1)
+                  base[2] += Double(v2)
                 }
               }
             }
@@ -339,9 +339,10 @@ func conv3x3WeightGradient(
   }
 }
 
-/// result[i] = sum over k in chunk order of part[k * count + i]. Parallel over fixed ranges of i.
+/// result[i] = sum over k in chunk order of part[k * count + i], in Double, rounded to Float once.
+/// Parallel over fixed ranges of i.
 func reduceChunks(
-  part: UnsafePointer<Float>, chunks: Int, count: Int, into result: UnsafeMutablePointer<Float>, workers: Int
+  part: UnsafePointer<Double>, chunks: Int, count: Int, into result: UnsafeMutablePointer<Float>, workers: Int
 ) {
   let pieces = max(1, min(64, count / 4096))
   // Disjoint writes: piece p writes result[chunkRange(p)] only.
@@ -352,7 +353,7 @@ func reduceChunks(
     for i in range {
       var total = source[i]
       for k in 1..<max(chunks, 1) { total += source[k * count + i] }
-      destination[i] = total
+      destination[i] = Float(total)
     }
   }
 }

@@ -122,7 +122,8 @@ func gemmPlanes(
 /// shape). Items are (chunk, group of up to 12 rows); an item writes its own rows of its chunk's
 /// partial. Within a chunk, pieces of 1024 pixels are reduced in order: for each 3 columns of x
 /// (read once), 3 x 3 lane tiles run for every 3 rows of the group, each 8-lane accumulator summed
-/// in a fixed lane order. The chunks are added in chunk order. Nothing depends on `workers`.
+/// in a fixed lane order and added to the item's partial in Double. The chunks are added in chunk
+/// order. Nothing depends on `workers`.
 func gemmReducePixels(
   _ g: UnsafePointer<Float>, rows: Int, _ x: UnsafePointer<Float>, depth: Int, batch: Int, pixels: Int,
   output: UnsafeMutablePointer<Float>, workers: Int
@@ -138,7 +139,7 @@ func gemmReducePixels(
   let blocksPerGroup = 4
   let groups = (blocks + blocksPerGroup - 1) / blocksPerGroup
   let count = rows * depth
-  withScratch(chunks * count) { partial in
+  withDoubleScratch(chunks * count) { partial in
     // Disjoint writes: item (chunk, group) writes partial[chunk][rows of its group][·] only.
     nonisolated(unsafe) let part = partial
     nonisolated(unsafe) let gradient = g
@@ -181,9 +182,9 @@ func gemmReducePixels(
             for m in 0..<min(3, rows - r0) {
               let (v0, v1, v2) = acc.sums(m)
               let destination = out + (r0 + m) * depth + k0
-              destination[0] = first ? v0 : destination[0] + v0
-              if kCount > 1 { destination[1] = first ? v1 : destination[1] + v1 }
-              if kCount > 2 { destination[2] = first ? v2 : destination[2] + v2 }
+              destination[0] = first ? Double(v0) : destination[0] + Double(v0)
+              if kCount > 1 { destination[1] = first ? Double(v1) : destination[1] + Double(v1) }
+              if kCount > 2 { destination[2] = first ? Double(v2) : destination[2] + Double(v2) }
             }
           }
           k0 += 3
@@ -196,7 +197,8 @@ func gemmReducePixels(
   }
 }
 
-/// out[r] = sum over n, p of g[n, r, p]: lane-parallel within each plane, planes in image order.
+/// out[r] = sum over n, p of g[n, r, p]: lane-parallel within blocks of each plane, blocks and
+/// planes added in Double in order.
 /// Parallel over rows, each row owned by one iteration.
 func sumPlanes(
   _ g: UnsafePointer<Float>, rows: Int, batch: Int, pixels: Int, output: UnsafeMutablePointer<Float>, workers: Int
@@ -205,30 +207,38 @@ func sumPlanes(
   nonisolated(unsafe) let out = output
   // Disjoint writes: iteration r writes out[r] only.
   parallelFor(rows, workers: workers) { r in
-    var total: Float = 0
+    var total = 0.0
     for n in 0..<batch {
       total += planeSum(gradient + (n * rows + r) * pixels, count: pixels)
     }
-    out[r] = total
+    out[r] = Float(total)
   }
 }
 
-/// Sum of `count` values with four 8-lane accumulators, combined in a fixed order.
+/// Sum of `count` values: blocks of `reductionBlock` in four 8-lane Float accumulators (combined
+/// in a fixed order), blocks added in Double.
 @inline(__always)
-func planeSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
-  var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
-  var i = 0
-  while i + 32 <= count {
-    a0 += load8(p + i)
-    a1 += load8(p + i + 8)
-    a2 += load8(p + i + 16)
-    a3 += load8(p + i + 24)
-    i += 32
+func planeSum(_ p: UnsafePointer<Float>, count: Int) -> Double {
+  var total = 0.0
+  var start = 0
+  while start < count {
+    let end = min(count, start + reductionBlock)
+    var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
+    var i = start
+    while i + 32 <= end {
+      a0 += load8(p + i)
+      a1 += load8(p + i + 8)
+      a2 += load8(p + i + 16)
+      a3 += load8(p + i + 24)
+      i += 32
+    }
+    while i + 8 <= end {
+      a0 += load8(p + i)
+      i += 8
+    }
+    if i < end { a1 += loadPartial(p + i, lanes: end - i) }
+    total += Double(laneSum((a0 + a1) + (a2 + a3)))
+    start = end
   }
-  while i + 8 <= count {
-    a0 += load8(p + i)
-    i += 8
-  }
-  if i < count { a1 += loadPartial(p + i, lanes: count - i) }
-  return laneSum((a0 + a1) + (a2 + a3))
+  return total
 }

@@ -46,6 +46,18 @@ func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -
   return try body(p)
 }
 
+/// An uninitialised Double buffer owned by the caller's scope (partial sums of long reductions).
+@inline(__always)
+func withDoubleScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Double>) throws -> R) rethrows -> R {
+  let p = UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1))
+  defer { p.deallocate() }
+  return try body(p)
+}
+
+/// Elements per block of the long plane reductions: each block is summed in 8 Float lanes (32
+/// terms per lane), blocks are added in Double, so the error does not grow with the plane size.
+let reductionBlock = 256
+
 /// A new array of `count` Floats, every element written by `body` (which receives its storage).
 @inline(__always)
 func makeArray(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {

@@ -96,7 +96,8 @@ struct ConvTranspose2x2Kernel: RegressionKernel {
 // MARK: - Normalisation and pointwise
 
 /// Variant 1 draws inputs with mean 50 and standard deviation 0.5, where a one-pass variance
-/// without a shift would cancel catastrophically.
+/// without a shift would cancel catastrophically; (2, 16, 64, 64) sums 8192 values per channel,
+/// several 256-value blocks per plane.
 struct BatchNormKernel: RegressionKernel {
   let training: Bool
   var name: String { training ? "batchNorm (training)" : "batchNorm (evaluation)" }
@@ -104,6 +105,7 @@ struct BatchNormKernel: RegressionKernel {
   let cases = [
     KernelShape(1, 1, 9, 13), KernelShape(3, 3, 9, 13), KernelShape(1, 7, 5, 8), KernelShape(3, 8, 1, 3),
     KernelShape(1, 9, 4, 17), KernelShape(3, 17, 2, 7), KernelShape(2, 33, 3, 3), KernelShape(3, 9, 16, 16, variant: 1),
+    KernelShape(2, 16, 64, 64),
   ]
 
   func run<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> [LabeledOutput] {

@@ -188,12 +188,12 @@ struct ProfileRow: Codable {
 
   static let header =
     "kernel".padding(toLength: 30, withPad: " ", startingAt: 0) + "shape".padding(toLength: 30, withPad: " ", startingAt: 0)
-    + "    ref ms      opt ms   speedup   GFLOP/s  % peak"
+    + "      ref ms        opt ms   speedup   GFLOP/s  % peak"
 
   var line: String {
     let mark = (referenceScaled ? "*" : "") + (referenceReduced ? "†" : "")
-    let reference = String(format: "%10.2f", referenceMilliseconds) + mark.padding(toLength: 2, withPad: " ", startingAt: 0)
-    let rest = String(format: "%9.3f %8.1fx %9.1f %6.1f%%", optimizedMilliseconds, speedup, gflops, 100 * fractionOfPeak)
+    let reference = String(format: "%12.2f", referenceMilliseconds) + mark.padding(toLength: 2, withPad: " ", startingAt: 0)
+    let rest = String(format: "%11.3f %8.1fx %9.1f %6.1f%%", optimizedMilliseconds, speedup, gflops, 100 * fractionOfPeak)
     return name.padding(toLength: 30, withPad: " ", startingAt: 0) + shape.padding(toLength: 30, withPad: " ", startingAt: 0)
       + reference + rest
   }

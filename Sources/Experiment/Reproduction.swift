@@ -25,6 +25,8 @@ public struct Reproduction {
   public let store: RunStore
   public let backend: OptimizedBackend
   var stageSeconds: [String: Double] = [:]
+  /// Baseline runs stored by this session's rate search (not "finished earlier" when the plan reaches them).
+  var recordedBySearch: Set<String> = []
   /// A backbone (safetensors, official keys) that replaces the seeded random initialisation every
   /// method starts from (`verify reproduce --init`).
   public var initialBackbone: (entries: [SafetensorsEntry], file: String)? = nil
@@ -118,52 +120,78 @@ public struct Reproduction {
   }
 
   /// The supervised baseline's backbone learning rate for a budget: chosen on the first draw's
-  /// validation split among `baselineLearningRates`, then kept for the budget's other draws.
-  func baselineRate(budget: Int, draw: Int, patients: [Int], train: SliceSet, validation: SliceSet, random: [Float]) throws -> Double {
+  /// validation split among `baselineLearningRates`, then kept for the budget's other draws. The
+  /// chosen rate's run is the first draw's baseline run (same seed, same schedule), so it is
+  /// evaluated and stored as that run instead of being trained a second time.
+  mutating func baselineRate(budget: Int, draw: Int, patients: [Int], train: SliceSet, validation: SliceSet, random: [Float]) throws -> Double {
     let stage = "baseline-rate-\(budget)"
     if let chosen = try store.load(Double.self, stage: stage) { return chosen }
     precondition(draw == 1, "the baseline rate is chosen on the first draw")
-    var best = (rate: config.baselineLearningRates[0], loss: Double.infinity)
+    var best: (rate: Double, outcome: DownstreamOutcome, seconds: Double)? = nil
+    var searchSeconds = 0.0
     for rate in config.baselineLearningRates {
+      let start = Date()
       let outcome = trainDownstream(
         backend: backend, mode: .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), initial: random,
         train: train, validation: validation, config: config, seed: seed("run-supervised-\(budget)-\(draw)"),
         label: "baseline lr \(rate), budget \(budget)")
       say(String(format: "  baseline lr %g: best validation loss %.4f", rate, outcome.bestValidationLoss))
-      if outcome.bestValidationLoss < best.loss { best = (rate, outcome.bestValidationLoss) }
+      searchSeconds += Date().timeIntervalSince(start)
+      if best == nil || outcome.bestValidationLoss < best!.outcome.bestValidationLoss {
+        best = (rate, outcome, Date().timeIntervalSince(start))
+      }
     }
+    guard let best else { throw ExperimentError("no baseline learning rates to choose from") }
     say("  baseline learning rate for budget \(budget): \(best.rate) (lowest validation loss)")
+    // The rates not chosen (the chosen run's time is counted with the downstream runs).
+    stageSeconds["baseline rate search", default: 0] += searchSeconds - best.seconds
+    if try store.load(RunResult.self, stage: runStage(.supervised, budget: budget, draw: draw)) == nil {
+      _ = try record(.supervised, rate: best.rate, outcome: best.outcome, budget: budget, draw: draw, patients: patients, trainingSeconds: best.seconds)
+      recordedBySearch.insert(runStage(.supervised, budget: budget, draw: draw))
+    }
     try store.save(best.rate, stage: stage)
     return best.rate
   }
+
+  func runStage(_ method: Method, budget: Int, draw: Int) -> String { "run-\(method.key)-\(budget)-\(draw)" }
 
   /// One downstream run, trained and evaluated now or loaded.
   mutating func downstream(
     _ method: Method, mode: DownstreamMode, initial: [Float], budget: Int, draw: Int, patients: [Int],
     train: SliceSet, validation: SliceSet
   ) throws -> RunResult {
-    let stage = "run-\(method.key)-\(budget)-\(draw)"
-    if let done = try store.load(RunResult.self, stage: stage) {
-      say(String(format: "  %@: finished earlier, Dice %.3f", method.rawValue, done.summary.mean))
+    if let done = try store.load(RunResult.self, stage: runStage(method, budget: budget, draw: draw)) {
+      if !recordedBySearch.contains(runStage(method, budget: budget, draw: draw)) {
+        say(String(format: "  %@: finished earlier, Dice %.3f", method.rawValue, done.summary.mean))
+        stageSeconds["downstream", default: 0] += done.seconds
+      }
       return done
     }
     let start = Date()
     let outcome = trainDownstream(
       backend: backend, mode: mode, initial: initial, train: train, validation: validation, config: config,
       seed: seed("run-\(method == .supervised ? "supervised" : method.key)-\(budget)-\(draw)"), label: "\(method.rawValue), budget \(budget), draw \(draw)")
-    var net = Pix2RepNetwork(config: config.model, backend: backend, values: outcome.values)
-    let scores = evaluate(&net, test: data.test, batchSize: config.downstreamBatch)
     var rate: Double? = nil
     if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
+    return try record(method, rate: rate, outcome: outcome, budget: budget, draw: draw, patients: patients, trainingSeconds: Date().timeIntervalSince(start))
+  }
+
+  /// Evaluates a trained downstream run on the test volumes and stores it as a finished stage.
+  mutating func record(
+    _ method: Method, rate: Double?, outcome: DownstreamOutcome, budget: Int, draw: Int, patients: [Int], trainingSeconds: Double
+  ) throws -> RunResult {
+    let start = Date()
+    var net = Pix2RepNetwork(config: config.model, backend: backend, values: outcome.values)
+    let scores = evaluate(&net, test: data.test, batchSize: config.downstreamBatch)
     let result = RunResult(
       method: method, budget: budget, draw: draw, patients: patients, summary: DiceSummary(scores), volumes: scores,
       chosenLearningRate: rate, steps: outcome.steps, bestValidationLoss: outcome.bestValidationLoss,
-      seconds: Date().timeIntervalSince(start), curve: outcome.curve)
+      seconds: trainingSeconds + Date().timeIntervalSince(start), curve: outcome.curve)
     if budget == 1 && draw == 1 {
       // Kept for the pictures and predictions (written before the stage, so a resumed run has them).
       try WeightsFile.write(values: outcome.values, config: config.model, to: downstreamWeightsURL(method))
     }
-    try store.save(result, stage: stage)
+    try store.save(result, stage: runStage(method, budget: budget, draw: draw))
     say(String(format: "  %@: test Dice %.3f (RV %.3f, MYO %.3f, LV %.3f) after %d steps, %@", method.rawValue, result.summary.mean,
       result.summary.perClass[0], result.summary.perClass[1], result.summary.perClass[2], outcome.steps, formatDuration(result.seconds)))
     stageSeconds["downstream", default: 0] += result.seconds

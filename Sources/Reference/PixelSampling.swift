@@ -63,3 +63,27 @@ public func scatterPixels<Scalar>(rows: Tensor<Scalar>, positions: [Int], shape:
   }
   return output
 }
+
+/// Rows (M, C, 1, 1) as one image of M pixels, (1, C, 1, M): `out[0, c, 0, m] = rows[m, c]`.
+@inlinable
+public func rowsAsPixels<Scalar>(_ rows: Tensor<Scalar>) -> Tensor<Scalar> {
+  let m = rows.shape.n, c = rows.shape.c
+  rows.checkShape(Shape(m, c, 1, 1), "rowsAsPixels")
+  var out = Tensor<Scalar>(zeros: Shape(1, c, 1, m))
+  for i in 0..<m {
+    for k in 0..<c { out.data[k * m + i] = rows.data[i * c + k] }
+  }
+  return out
+}
+
+/// The inverse of `rowsAsPixels`: (1, C, 1, M) -> (M, C, 1, 1).
+@inlinable
+public func pixelsAsRows<Scalar>(_ pixels: Tensor<Scalar>) -> Tensor<Scalar> {
+  let m = pixels.shape.w, c = pixels.shape.c
+  pixels.checkShape(Shape(1, c, 1, m), "pixelsAsRows")
+  var out = Tensor<Scalar>(zeros: Shape(m, c, 1, 1))
+  for i in 0..<m {
+    for k in 0..<c { out.data[i * c + k] = pixels.data[k * m + i] }
+  }
+  return out
+}

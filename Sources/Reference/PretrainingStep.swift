@@ -50,20 +50,31 @@ extension Pix2RepNetwork {
   /// so pixel p of z and of z' show the same anatomical point. The loss compares rows z[p] and
   /// z'[p] at the batch's positions: InfoNCE on L2-normalised rows, or Barlow Twins on the raw rows.
   /// BatchNorm statistics are computed per view (two forward passes), as in the official code.
+  ///
+  /// g's last layer (net.3) is a 1x1 convolution, and at the batch's positions the bilinear warp's
+  /// four weights sum to exactly 1 (their source lies inside the image: `validityMask`), so
+  /// (phi · g(f(v)))[p] = net.3 · (phi · h)[p] with h = ReLU(BN(net.0 · f(v))) the hidden
+  /// activations. The last layer therefore runs on the M sampled rows of both views instead of on
+  /// every pixel: the same function (a test checks it against g-then-warp), with a fraction of
+  /// the work. Everything before it (and BatchNorm's statistics) still sees every pixel.
   public mutating func pretrainingLoss(
     _ batch: PretrainingBatch<Scalar>, loss settings: PretrainingLoss, training: Bool, computeGradients: Bool
   ) -> (loss: Double, gradients: [Scalar]?) {
-    // First view: network, then warp of the projected features.
+    let valid = validityMask(affines: batch.affines, height: batch.view.shape.h, width: batch.view.shape.w)
+    precondition(batch.positions.allSatisfy { valid[$0] }, "pretrainingLoss: a position whose source lies outside the image")
+    // First view: network up to g's hidden activations, warp, then g's last layer on the rows.
     let tape = backboneForward(batch.view, training: training)
-    let projection = projectionForward(tape.output, training: training)
-    let z = backend.warpForward(input: projection.output, affines: batch.affines)
+    let hidden = projectionHiddenForward(tape.output, training: training)
+    let warpedHidden = backend.warpForward(input: hidden.relu, affines: batch.affines)
+    let hiddenRows = gatherPixels(tensor: warpedHidden, positions: batch.positions)
+    let rows = projectionOutputRows(hiddenRows)
     // Second view: warp, then network.
     let warpedView = backend.warpForward(input: batch.otherView, affines: batch.affines)
     let otherTape = backboneForward(warpedView, training: training)
-    let otherProjection = projectionForward(otherTape.output, training: training)
+    let otherHidden = projectionHiddenForward(otherTape.output, training: training)
+    let otherHiddenRows = gatherPixels(tensor: otherHidden.relu, positions: batch.positions)
+    let otherRows = projectionOutputRows(otherHiddenRows)
 
-    let rows = gatherPixels(tensor: z, positions: batch.positions)
-    let otherRows = gatherPixels(tensor: otherProjection.output, positions: batch.positions)
     let loss: Double
     var gradRows: Tensor<Scalar>, gradOtherRows: Tensor<Scalar>
     switch settings.objective {
@@ -84,12 +95,14 @@ extension Pix2RepNetwork {
     }
 
     var gradients = zeroGradients()
-    let gradZ = scatterPixels(rows: gradRows, positions: batch.positions, shape: z.shape)
-    let gradProjection = backend.warpBackward(gradOutput: gradZ, affines: batch.affines)
-    let gradFeatures = projectionBackward(projection, gradOutput: gradProjection, gradients: &gradients)
+    let gradHiddenRows = projectionOutputRowsBackward(rows: hiddenRows, gradOutput: gradRows, gradients: &gradients)
+    let gradWarpedHidden = scatterPixels(rows: gradHiddenRows, positions: batch.positions, shape: warpedHidden.shape)
+    let gradHidden = backend.warpBackward(gradOutput: gradWarpedHidden, affines: batch.affines)
+    let gradFeatures = projectionHiddenBackward(hidden, gradRelu: gradHidden, gradients: &gradients)
     backboneBackward(tape, gradOutput: gradFeatures, gradients: &gradients)
-    let gradOther = scatterPixels(rows: gradOtherRows, positions: batch.positions, shape: otherProjection.output.shape)
-    let gradOtherFeatures = projectionBackward(otherProjection, gradOutput: gradOther, gradients: &gradients)
+    let gradOtherHiddenRows = projectionOutputRowsBackward(rows: otherHiddenRows, gradOutput: gradOtherRows, gradients: &gradients)
+    let gradOtherHidden = scatterPixels(rows: gradOtherHiddenRows, positions: batch.positions, shape: otherHidden.relu.shape)
+    let gradOtherFeatures = projectionHiddenBackward(otherHidden, gradRelu: gradOtherHidden, gradients: &gradients)
     backboneBackward(otherTape, gradOutput: gradOtherFeatures, gradients: &gradients)
     return (loss, gradients)
   }

@@ -394,14 +394,18 @@ struct Conv3x3Probe: SizedProbeKernel {
 
 struct Conv1x1Probe: SizedProbeKernel {
   var cin: Int, cout: Int, size: Int, backward: Bool
+  /// When set, the input is `rows` pixel rows laid out as one (1, cin, 1, rows) image, as the
+  /// pretraining step runs the projection head's last layer (`projectionOutputRows`).
+  var rows: Int? = nil
   func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
     var r = ProbeInputs(UInt64(cin * 1000 + cout + size + 1))
-    let shape = Shape(batch, cin, size, size)
+    let shape = rows.map { Shape(1, cin, 1, $0) } ?? Shape(batch, cin, size, size)
     let x = probeCast(shape, r.values(shape.count), b)
     let w = probeCast(r.values(cout * cin, scale: (3 / Double(cin)).squareRoot()), b)
     let bias = probeCast(r.values(cout), b)
     if !backward { return { [b.conv1x1Forward(input: x, weight: w, bias: bias).data] } }
-    let dy = probeCast(Shape(batch, cout, size, size), r.values(batch * cout * size * size), b)
+    let outShape = Shape(shape.n, cout, shape.h, shape.w)
+    let dy = probeCast(outShape, r.values(outShape.count), b)
     return {
       let g = b.conv1x1Backward(input: x, weight: w, gradOutput: dy)
       return [g.gradInput.data, g.gradWeight, g.gradBias]
@@ -627,9 +631,18 @@ extension ProfileProbe {
           name: "convT2x2 \(backward ? "bwd" : "fwd") up\(k)", shape: shape(input, s), batch: n, flops: (backward ? 4 : 2) * macs))
       }
     }
-    // 1x1 convolutions: projection head and segmentation head.
+    // 1x1 convolutions: projection head and segmentation head. The projection head's last layer
+    // runs on the sampled rows only (see `pretrainingLoss`).
+    let rows = InfoNCEConstants.sampledPositions
+    for backward in [false, true] {
+      let macs = Double(rows * config.projectionHidden * config.projectionOutput)
+      probes.append(ProfileProbe(
+        Conv1x1Probe(cin: config.projectionHidden, cout: config.projectionOutput, size: size, backward: backward, rows: rows),
+        name: "conv1x1 \(backward ? "bwd" : "fwd") proj net.3", shape: "(1, \(config.projectionHidden), 1, \(rows))", batch: 1,
+        flops: (backward ? 4 : 2) * macs))
+    }
     let heads = [
-      ("proj net.0", config.features, config.projectionHidden, n), ("proj net.3", config.projectionHidden, config.projectionOutput, n),
+      ("proj net.0", config.features, config.projectionHidden, n),
       ("seg conv", config.features, config.classes, segmentationBatch),
     ]
     for (label, cin, cout, b) in heads {
@@ -669,9 +682,9 @@ extension ProfileProbe {
       }
     }
     for backward in [false, true] {
-      let c = config.projectionOutput
+      let c = config.projectionHidden  // the warp moves g's hidden activations
       probes.append(ProfileProbe(
-        WarpProbe(channels: c, size: size, backward: backward), name: "warp \(backward ? "bwd" : "fwd") features",
+        WarpProbe(channels: c, size: size, backward: backward), name: "warp \(backward ? "bwd" : "fwd") proj hidden",
         shape: shape(c, size), batch: n, flops: 8 * Double(n * c * size * size)))
     }
     // Losses on the M sampled positions, and Adam over every parameter.
@@ -707,8 +720,9 @@ struct StepProfile {
   var positions = InfoNCEConstants.sampledPositions
 
   /// Multiply-adds (x2) of one step at the full batch: every 3x3 convolution (forward, input and
-  /// weight gradients), transposed convolution and projection-head 1x1 convolution three times
-  /// per view, and InfoNCE's two (2M x 2M x d) products, M the positions drawn at the full batch
+  /// weight gradients), transposed convolution and projection-head 1x1 convolution (the last one
+  /// on the M rows only) three times per view, and InfoNCE's two (2M x 2M x d) products, M the
+  /// positions drawn at the full batch
   /// (fewer than asked when the images have fewer valid pixels). Pointwise work is not counted.
   var flops: Double {
     let n = Double(ProfileProbe.batch)
@@ -728,10 +742,11 @@ struct StepProfile {
       conv3x3(input, output, s)
       conv3x3(output, output, s)
     }
-    let headMacs: Int = size * size * (config.features * config.projectionHidden + config.projectionHidden * config.projectionOutput)
-    macs += 3 * n * Double(headMacs)
-    let rows = Double(2 * batch(ProfileProbe.batch, as: Float.self).positions.count)
-    let lossMacs: Double = 2 * rows * rows * Double(config.projectionOutput)
+    // The projection head's first layer at every pixel, its last layer on the M sampled rows.
+    macs += 3 * n * Double(size * size * config.features * config.projectionHidden)
+    let m = Double(batch(ProfileProbe.batch, as: Float.self).positions.count)
+    macs += 3 * m * Double(config.projectionHidden * config.projectionOutput)
+    let lossMacs: Double = 2 * (2 * m) * (2 * m) * Double(config.projectionOutput)
     return 2 * (2 * macs + lossMacs)
   }
 

@@ -91,7 +91,7 @@ enum ReproduceCommand: VerifyCommand {
     say("verify reproduce: preset \(presetName), seed \(seed), \(workers) worker(s), run folder \(runDirectory.path)")
     say("  model: widths \(config.model.widths), D = \(config.model.features), S = \(config.model.imageSize), projection \(config.model.projectionHidden)-\(config.model.projectionOutput)")
     say("  pretraining: \(config.pretrainingSteps) steps, batch \(config.pretrainingBatch), lr \(config.pretrainingLearningRate), M = \(config.positions), tau = \(config.temperature), lambda = \(config.barlowLambda)")
-    say("  downstream: batch \(config.downstreamBatch); LP \(config.linearProbeSteps) steps lr \(config.linearProbeLearningRate); FT at most \(config.fineTuneMaxSteps) steps, lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate), validation every \(config.validationInterval), patience \(config.patience)")
+    say("  downstream: batch \(config.downstreamBatch); LP \(config.linearProbeSteps) steps lr \(config.linearProbeLearningRate); FT at most \(config.fineTuneMaxSteps) steps, lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate), validation every \(config.validationInterval), patience \(config.patience); baseline rate chosen from \(config.baselineLearningRates)")
     say("  budgets \(config.budgets), draws \(config.budgets.map { config.drawCount(budget: $0) })")
     let store = RunStore(directory: runDirectory)
     try store.open(configuration: RunIdentity(config: config, data: data.source, initial: initialIdentity), fresh: options.flag("fresh"))

@@ -60,6 +60,34 @@ import TestSupport
     #expect(mismatch == nil, "\(mismatch.map(String.init(describing:)) ?? "")")
   }
 
+  /// The step applies g's last layer to the M sampled rows after the warp; this is the literal
+  /// definition (g at every pixel, then the warp, then the rows) it must equal, for both objectives.
+  /// The check can fail: scaling net.3's bias by 0.999 on the rows moved the InfoNCE loss by 4.6e-5
+  /// (Barlow Twins standardises each feature over the rows, so a bias never changes its loss).
+  @Test(arguments: PretrainingObjective.allCases)
+  func theLastLayerOnSampledRowsEqualsGThenWarp(objective: PretrainingObjective) {
+    let settings = PretrainingLoss(objective: objective, temperature: 0.53, lambda: 5e-3)
+    let batch = Self.batch(seed: 4)
+    var net = Net(config: Self.config, backend: ReferenceBackend(), seed: 21)
+    // A nonzero bias in g's last layer, so the weights' sum at the positions matters.
+    let width = net.layout["net.3.bias"].range.count
+    net.setParameter("net.3.bias", (0..<width).map { 0.3 * Double($0 % 5) - 0.6 })
+    let fast = net.pretrainingLoss(batch, loss: settings, training: true, computeGradients: false).loss
+
+    let z = warpForward(input: net.projectionForward(net.backboneForward(batch.view, training: true).output, training: true).output, affines: batch.affines)
+    let other = net.projectionForward(net.backboneForward(warpForward(input: batch.otherView, affines: batch.affines), training: true).output, training: true).output
+    let rows = gatherPixels(tensor: z, positions: batch.positions)
+    let otherRows = gatherPixels(tensor: other, positions: batch.positions)
+    let literal: Double
+    switch objective {
+    case .infoNCE:
+      literal = infoNCE(z: l2NormalizeForward(input: rows), zPrime: l2NormalizeForward(input: otherRows), temperature: 0.53).loss
+    case .barlowTwins:
+      literal = barlowTwins(z: rows, zPrime: otherRows, lambda: 5e-3).loss
+    }
+    #expect(abs(fast - literal) <= 1e-9 * max(1, abs(literal)), "\(objective): rows \(fast), literal \(literal)")
+  }
+
   @Test func theSegmentationHeadGetsNoPretrainingGradient() throws {
     var net = Net(config: Self.config, backend: ReferenceBackend(), seed: 21)
     let g = try #require(

@@ -56,6 +56,8 @@ public struct Report: Codable, Sendable {
     var parts = ["# Pix2Rep reproduction: \(dataSource)", ""]
     parts.append("Preset `\(configuration.preset)`, seed \(configuration.seed). Model: widths \(configuration.model.widths), D = \(configuration.model.features), S = \(configuration.model.imageSize), projection \(configuration.model.projectionHidden)-\(configuration.model.projectionOutput).")
     parts.append("")
+    parts.append(configuration.scheduleText)
+    parts.append("")
     parts.append(diceTable())
     for k in 0..<3 { parts += ["", diceTable(classIndex: k)] }
     parts += ["", claimsText, "", equivarianceText, ""]

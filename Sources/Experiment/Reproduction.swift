@@ -133,26 +133,29 @@ public struct Reproduction {
       let start = Date()
       let outcome = trainDownstream(
         backend: backend, mode: .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), initial: random,
-        train: train, validation: validation, config: config, seed: seed("run-supervised-\(budget)-\(draw)"),
+        train: train, validation: validation, config: config, seed: seed(runStage(.supervised, budget: budget, draw: draw)),
         label: "baseline lr \(rate), budget \(budget)")
       say(String(format: "  baseline lr %g: best validation loss %.4f", rate, outcome.bestValidationLoss))
-      searchSeconds += Date().timeIntervalSince(start)
+      let seconds = Date().timeIntervalSince(start)
+      searchSeconds += seconds
       if best == nil || outcome.bestValidationLoss < best!.outcome.bestValidationLoss {
-        best = (rate, outcome, Date().timeIntervalSince(start))
+        best = (rate, outcome, seconds)
       }
     }
     guard let best else { throw ExperimentError("no baseline learning rates to choose from") }
     say("  baseline learning rate for budget \(budget): \(best.rate) (lowest validation loss)")
     // The rates not chosen (the chosen run's time is counted with the downstream runs).
     stageSeconds["baseline rate search", default: 0] += searchSeconds - best.seconds
-    if try store.load(RunResult.self, stage: runStage(.supervised, budget: budget, draw: draw)) == nil {
+    let runStage = runStage(.supervised, budget: budget, draw: draw)
+    if try store.load(RunResult.self, stage: runStage) == nil {
       _ = try record(.supervised, rate: best.rate, outcome: best.outcome, budget: budget, draw: draw, patients: patients, trainingSeconds: best.seconds)
-      recordedBySearch.insert(runStage(.supervised, budget: budget, draw: draw))
+      recordedBySearch.insert(runStage)
     }
     try store.save(best.rate, stage: stage)
     return best.rate
   }
 
+  /// The stage name of a downstream run, also the name its seed is derived from.
   func runStage(_ method: Method, budget: Int, draw: Int) -> String { "run-\(method.key)-\(budget)-\(draw)" }
 
   /// One downstream run, trained and evaluated now or loaded.
@@ -160,8 +163,9 @@ public struct Reproduction {
     _ method: Method, mode: DownstreamMode, initial: [Float], budget: Int, draw: Int, patients: [Int],
     train: SliceSet, validation: SliceSet
   ) throws -> RunResult {
-    if let done = try store.load(RunResult.self, stage: runStage(method, budget: budget, draw: draw)) {
-      if !recordedBySearch.contains(runStage(method, budget: budget, draw: draw)) {
+    let stage = runStage(method, budget: budget, draw: draw)
+    if let done = try store.load(RunResult.self, stage: stage) {
+      if !recordedBySearch.contains(stage) {
         say(String(format: "  %@: finished earlier, Dice %.3f", method.rawValue, done.summary.mean))
         stageSeconds["downstream", default: 0] += done.seconds
       }
@@ -170,7 +174,7 @@ public struct Reproduction {
     let start = Date()
     let outcome = trainDownstream(
       backend: backend, mode: mode, initial: initial, train: train, validation: validation, config: config,
-      seed: seed("run-\(method == .supervised ? "supervised" : method.key)-\(budget)-\(draw)"), label: "\(method.rawValue), budget \(budget), draw \(draw)")
+      seed: seed(stage), label: "\(method.rawValue), budget \(budget), draw \(draw)")
     var rate: Double? = nil
     if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
     return try record(method, rate: rate, outcome: outcome, budget: budget, draw: draw, patients: patients, trainingSeconds: Date().timeIntervalSince(start))

@@ -238,7 +238,10 @@ struct ProfileProbe {
   /// until below it) and its time is scaled by the operation count; about 2-6 s of reference time.
   static let referenceBudget = 2e9
 
-  init<K: ProbeKernel>(_ kernel: K, name: String, shape: String, batch: Int, scalesWithBatch: Bool = true, flops: Double) {
+  init<K: ProbeKernel>(
+    _ kernel: K, name: String, shape: String, batch: Int, scalesWithBatch: Bool = true, flops: Double,
+    halved: (@Sendable () -> ProfileProbe)? = nil
+  ) {
     self.name = name
     self.shape = shape
     self.batch = batch
@@ -246,16 +249,12 @@ struct ProfileProbe {
     self.flops = flops
     prepareReference = { n in kernel.prepare(ReferenceBackend(), batch: n) }
     prepareOptimized = { n, workers in kernel.prepare(OptimizedBackend(workers: workers), batch: n) }
+    self.halved = halved
   }
 
+  /// A sized kernel also knows itself at half the side (from 16 up).
   init<K: SizedProbeKernel>(_ kernel: K, name: String, shape: String, batch: Int, scalesWithBatch: Bool = true, flops: Double) {
-    self.name = name
-    self.shape = shape
-    self.batch = batch
-    self.scalesWithBatch = scalesWithBatch
-    self.flops = flops
-    prepareReference = { n in kernel.prepare(ReferenceBackend(), batch: n) }
-    prepareOptimized = { n, workers in kernel.prepare(OptimizedBackend(workers: workers), batch: n) }
+    var halved: (@Sendable () -> ProfileProbe)? = nil
     if kernel.size >= 16 {
       var smaller = kernel
       smaller.size /= 2
@@ -264,6 +263,8 @@ struct ProfileProbe {
         ProfileProbe(small, name: name, shape: shape, batch: batch, scalesWithBatch: scalesWithBatch, flops: flops / 4)
       }
     }
+    self.init(
+      kernel, name: name, shape: shape, batch: batch, scalesWithBatch: scalesWithBatch, flops: flops, halved: halved)
   }
 
   /// Rows summed into totals: label and which kernel names belong.
@@ -394,22 +395,34 @@ struct Conv3x3Probe: SizedProbeKernel {
 
 struct Conv1x1Probe: SizedProbeKernel {
   var cin: Int, cout: Int, size: Int, backward: Bool
-  /// When set, the input is `rows` pixel rows laid out as one (1, cin, 1, rows) image, as the
-  /// pretraining step runs the projection head's last layer (`projectionOutputRows`).
-  var rows: Int? = nil
   func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
-    var r = ProbeInputs(UInt64(cin * 1000 + cout + size + 1))
-    let shape = rows.map { Shape(1, cin, 1, $0) } ?? Shape(batch, cin, size, size)
-    let x = probeCast(shape, r.values(shape.count), b)
-    let w = probeCast(r.values(cout * cin, scale: (3 / Double(cin)).squareRoot()), b)
-    let bias = probeCast(r.values(cout), b)
-    if !backward { return { [b.conv1x1Forward(input: x, weight: w, bias: bias).data] } }
-    let outShape = Shape(shape.n, cout, shape.h, shape.w)
-    let dy = probeCast(outShape, r.values(outShape.count), b)
-    return {
-      let g = b.conv1x1Backward(input: x, weight: w, gradOutput: dy)
-      return [g.gradInput.data, g.gradWeight, g.gradBias]
-    }
+    conv1x1Call(b, input: Shape(batch, cin, size, size), cout: cout, backward: backward, seed: UInt64(cin * 1000 + cout + size + 1))
+  }
+}
+
+/// The projection head's last layer as the pretraining step runs it (`projectionOutputRows`):
+/// `rows` pixel rows laid out as one (1, cin, 1, rows) image. Not sized: its work does not depend
+/// on the image side.
+struct RowsConv1x1Probe: ProbeKernel {
+  var cin: Int, cout: Int, rows: Int, backward: Bool
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    conv1x1Call(b, input: Shape(1, cin, 1, rows), cout: cout, backward: backward, seed: UInt64(cin * 1000 + cout + rows + 1))
+  }
+}
+
+/// Seeded inputs of a 1x1 convolution (forward, or backward with a random output gradient) and
+/// the call that runs it.
+func conv1x1Call<B: Backend>(_ b: B, input shape: Shape, cout: Int, backward: Bool, seed: UInt64) -> () -> [[B.Scalar]] {
+  var r = ProbeInputs(seed)
+  let x = probeCast(shape, r.values(shape.count), b)
+  let w = probeCast(r.values(cout * shape.c, scale: (3 / Double(shape.c)).squareRoot()), b)
+  let bias = probeCast(r.values(cout), b)
+  if !backward { return { [b.conv1x1Forward(input: x, weight: w, bias: bias).data] } }
+  let outShape = Shape(shape.n, cout, shape.h, shape.w)
+  let dy = probeCast(outShape, r.values(outShape.count), b)
+  return {
+    let g = b.conv1x1Backward(input: x, weight: w, gradOutput: dy)
+    return [g.gradInput.data, g.gradWeight, g.gradBias]
   }
 }
 
@@ -637,7 +650,7 @@ extension ProfileProbe {
     for backward in [false, true] {
       let macs = Double(rows * config.projectionHidden * config.projectionOutput)
       probes.append(ProfileProbe(
-        Conv1x1Probe(cin: config.projectionHidden, cout: config.projectionOutput, size: size, backward: backward, rows: rows),
+        RowsConv1x1Probe(cin: config.projectionHidden, cout: config.projectionOutput, rows: rows, backward: backward),
         name: "conv1x1 \(backward ? "bwd" : "fwd") proj net.3", shape: "(1, \(config.projectionHidden), 1, \(rows))", batch: 1,
         flops: (backward ? 4 : 2) * macs))
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks a file written by `verify export-weights` against the safetensors format and against
-the official Pix2Rep U-Net (PROTOCOL section 2), run by hand (not part of `swift test`):
+the official Pix2Rep U-Net (docs/PROTOCOL.md section 2), run by hand (not part of `swift test`):
 
     pip install safetensors numpy        # required
     pip install torch                    # optional: enables the strict load into the nn.Module
@@ -64,7 +64,7 @@ def parse_header(path):
 
 
 def official_shapes(widths, features, channels=1):
-    """The state dict keys and shapes of the official UNet (PROTOCOL section 2)."""
+    """The state dict keys and shapes of the official UNet (docs/PROTOCOL.md section 2)."""
     shapes = {}
 
     def double_conv(prefix, cin, cout):

@@ -2,13 +2,13 @@ import Foundation
 import Reference
 
 /// One phantom patient's anatomy and acquisition, drawn once from the patient's own random stream
-/// (PHANTOM.md, "Anatomy, per patient"). Lengths are reference pixels (128-pixel grid), angles
+/// (docs/PHANTOM.md, "Anatomy, per patient"). Lengths are reference pixels (128-pixel grid), angles
 /// radians, y down. `d` is the difficulty.
 struct PhantomAnatomy {
   var group: PathologyGroup
   var sliceCount: Int
 
-  // MARK: Intensities (PHANTOM.md, each jittered by U(-0.06, 0.06) d)
+  // MARK: Intensities (docs/PHANTOM.md, each jittered by U(-0.06, 0.06) d)
   var fat, muscle, lung, liver, marrow, bone, blood, myocardium, vessel, mediastinum: Double
 
   // MARK: Thorax
@@ -125,7 +125,7 @@ struct PhantomAnatomy {
     rvWall = rng.uniform(1.0, 1.8)
     infarct = nil
 
-    // Pathology (PHANTOM.md, "Pathology groups change the heart").
+    // Pathology (docs/PHANTOM.md, "Pathology groups change the heart").
     switch group {
     case .nor:
       break

@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import Reference
 
-/// The synthetic ACDC-like phantom of PHANTOM.md: a seeded generator of short-axis cardiac
+/// The synthetic ACDC-like phantom of docs/PHANTOM.md: a seeded generator of short-axis cardiac
 /// "cine MRI" frames and their labels, written in the ACDC layout. It is a synthetic phantom, not
 /// ACDC: every file it writes says so.
 ///
@@ -18,15 +18,15 @@ import Reference
 ///   `patientNNN_frameXX_gt.nii.gz` (uint8: 0 background, 1 RV cavity, 2 myocardium, 3 LV
 ///   cavity). No `_4d.nii.gz` cine is written: the loader does not use it.
 ///
-/// Choices where PHANTOM.md is silent, and deviations from it:
+/// Choices where docs/PHANTOM.md is silent, and deviations from it:
 /// - Base to apex is t = k / (n - 1): the last slice is the apex, a solid myocardial cap with no
 ///   cavity and no RV. The wall thickens by 25% from base to apex, and the LV axis drifts by up
 ///   to 3 px from base to apex (besides the per-slice misregistration).
-/// - The RV crescent is an ellipse from 0.3 R inside the LV epicardium to `depth` beyond it, with
-///   a half-width of `wrap` times the slice's end-diastolic LV radius (cavity plus half the wall),
+/// - The RV crescent is an ellipse from 0.3 R inside the LV epicardium to `depth` beyond it, with a
+///   half-width of `wrap` times the slice's end-diastolic LV radius (cavity plus half the wall),
 ///   under the LV myocardium; its free wall is a 1-1.8 px rim of myocardial intensity. The RV
-///   group's wrap is capped at 2 (PHANTOM.md's 1.5-2x would give up to 3.2: a crescent wider than
-///   the thorax).
+///   group's wrap is capped at 2 (docs/PHANTOM.md's 1.5-2x would give up to 3.2: a crescent wider
+///   than the thorax).
 /// - DCM keeps 30% of the normal systolic wall thickening (poor contraction); the MINF sector's
 ///   edges taper over 15 degrees.
 /// - Posterior mediastinum intensity 0.38, aorta 0.95 x blood; the liver is clipped to the
@@ -35,8 +35,8 @@ import Reference
 ///   the noise itself is drawn per frame. The ghost wraps around (MRI aliasing).
 /// - Images are stored in steps of 2^-12 (exact in float32, far below the noise) so that they
 ///   compress.
-/// - The acceptance fractions of PHANTOM.md (LV 1-6%, myocardium 1-5%, RV 0.5-5% of the volume at
-///   ED) hold for NOR and MINF; DCM's cavity, HCM's wall and the RV group's RV, as specified, go
+/// - The acceptance fractions of docs/PHANTOM.md (LV 1-6%, myocardium 1-5%, RV 0.5-5% of the volume
+///   at ED) hold for NOR and MINF; DCM's cavity, HCM's wall and the RV group's RV, as specified, go
 ///   beyond (up to about 9% of the volume; see PhantomTests).
 public struct PhantomGenerator: Sendable {
   public var seed: UInt64

@@ -1,7 +1,7 @@
 import Foundation
 import Reference
 
-/// Image formation of one phantom frame (PHANTOM.md, "Image formation" steps 1-7).
+/// Image formation of one phantom frame (docs/PHANTOM.md, "Image formation" steps 1-7).
 ///
 /// Layout of every buffer: G x G x n, x fastest, then y, then slice (NIfTI order).
 enum PhantomImaging {

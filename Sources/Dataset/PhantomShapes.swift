@@ -1,8 +1,8 @@
 import Foundation
 
 // The phantom paints soft-edged shapes back to front. Coordinates are reference pixels (the
-// 128-pixel grid of PHANTOM.md; a G-pixel image samples the same plane at 128 / G spacing), x to
-// the right, y down.
+// 128-pixel grid of docs/PHANTOM.md; a G-pixel image samples the same plane at 128 / G spacing), x
+// to the right, y down.
 
 /// A rotated ellipse; semi-axes `a` along the rotated x axis, `b` along the rotated y axis.
 struct Ellipse {

@@ -75,7 +75,7 @@ public struct PreparedVolume: Sendable, Equatable {
   }
 }
 
-/// The preprocessing of PROTOCOL section 1 (the authors' code, with our stated deviations).
+/// The preprocessing of docs/PROTOCOL.md section 1 (the authors' code, with our stated deviations).
 ///
 /// For each ED/ES volume:
 /// 1. Crop in-plane to the bounding box of all labelled voxels of the volume (over all slices),

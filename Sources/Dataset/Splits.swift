@@ -56,10 +56,11 @@ extension ACDCDataset {
   /// ED then ES) order.
   public var testVolumes: [PreparedVolume] { testing.flatMap(\.volumes) }
 
-  /// Draws `count` labelled training patients, balanced by pathology group (PROTOCOL section 1):
-  /// for count < 5, `count` distinct groups drawn at random and one patient drawn from each; for
-  /// count >= 5 (a multiple of 5), count / 5 patients drawn from each group. Groups are visited in
-  /// the order NOR, MINF, DCM, HCM, RV; every choice comes from `SplitMix64(seed:stream:)`.
+  /// Draws `count` labelled training patients, balanced by pathology group (docs/PROTOCOL.md
+  /// section 1): for count < 5, `count` distinct groups drawn at random and one patient drawn from
+  /// each; for count >= 5 (a multiple of 5), count / 5 patients drawn from each group. Groups are
+  /// visited in the order NOR, MINF, DCM, HCM, RV; every choice comes from
+  /// `SplitMix64(seed:stream:)`.
   /// - Throws: `DataError` naming the dataset root when `count` < 1, is not a multiple of 5 above
   ///   5, or exceeds what the training patients offer.
   public func drawLabelledPatients(count: Int, seed: UInt64) throws(DataError) -> PatientDraw {

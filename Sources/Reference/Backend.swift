@@ -83,7 +83,7 @@ public protocol Backend: Sendable {
   func barlowTwins(z: Tensor<Scalar>, zPrime: Tensor<Scalar>, lambda: Double)
     -> (loss: Double, gradZ: Tensor<Scalar>, gradZPrime: Tensor<Scalar>)
 
-  /// Soft Dice loss with softmax over channels, background included (PROTOCOL section 4).
+  /// Soft Dice loss with softmax over channels, background included (docs/PROTOCOL.md section 4).
   /// logits: (N, K, H, W); labels: (N, H, W) with values in 0 ..< K.
   func softDiceLoss(logits: Tensor<Scalar>, labels: [UInt8]) -> (loss: Double, gradLogits: Tensor<Scalar>)
 

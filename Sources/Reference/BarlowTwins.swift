@@ -1,13 +1,14 @@
-// MARK: - Pixel Barlow Twins (PROTOCOL section 3, "Pix2Rep-v2")
+// MARK: - Pixel Barlow Twins (docs/PROTOCOL.md section 3, "Pix2Rep-v2")
 
 public enum BarlowTwinsConstants {
-  /// Weight of the off-diagonal (redundancy) term (PROTOCOL, from the Pix2Rep-v2 paper).
+  /// Weight of the off-diagonal (redundancy) term, from the Pix2Rep-v2 paper (docs/PROTOCOL.md
+  /// section 3).
   public static let lambda = 5e-3
   /// Added to each component's variance inside the square root of the standardisation, as in the
-  /// `BatchNorm1d(affine=False)` (eps 1e-5) of the Barlow Twins reference code; PROTOCOL does not
-  /// give one. It keeps a constant component finite (it standardises to 0) and makes standardised
-  /// inputs come out scaled by 1 / sqrt(1 + eps), so identical standardised decorrelated views give
-  /// `d · (eps / (1 + eps))²`, not exactly 0.
+  /// `BatchNorm1d(affine=False)` (eps 1e-5) of the Barlow Twins reference code; the paper gives
+  /// none (docs/PROTOCOL.md section 7). It keeps a constant component finite (it standardises to 0)
+  /// and makes standardised inputs come out scaled by 1 / sqrt(1 + eps), so identical standardised
+  /// decorrelated views give `d · (eps / (1 + eps))²`, not exactly 0.
   public static let epsilon = 1e-5
 }
 

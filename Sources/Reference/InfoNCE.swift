@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - Pixel InfoNCE (PROTOCOL section 3)
+// MARK: - Pixel InfoNCE (docs/PROTOCOL.md section 3)
 
 public enum InfoNCEConstants {
   /// tau (code).

@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - Intensity augmentations (PROTOCOL section 3)
+// MARK: - Intensity augmentations (docs/PROTOCOL.md section 3)
 //
 // Each view of a slice gets its own draw of five intensity transforms, applied in this order, each
 // with its own probability: Gaussian noise, Gaussian blur, gamma, polynomial bias field, inversion.
@@ -8,7 +8,7 @@ import Foundation
 // random numbers. Images are (N, C, H, W) tensors with intensities in about [0, 1], and the same
 // parameters apply to every plane; `augmentIntensity(batch:parameters:)` gives each sample its own.
 
-/// PROTOCOL section 3's probabilities and ranges (code).
+/// docs/PROTOCOL.md section 3's probabilities and ranges (code).
 public enum IntensityAugmentationProtocol {
   /// Additive noise with sigma ~ U(0, maxNoiseSigma).
   public static let noiseProbability = 0.3
@@ -73,9 +73,10 @@ public struct IntensityParameters: Hashable, Sendable, Codable {
 
 // MARK: - Sampling and application
 
-/// Draws one view's parameters per PROTOCOL section 3. For each transform in order (noise, blur,
-/// gamma, bias field, inversion) one uniform decides whether it applies; if it does, its parameters
-/// follow: noise sigma then a 64-bit field seed; blur sigma x then y; b; the ten coefficients.
+/// Draws one view's parameters per docs/PROTOCOL.md section 3. For each transform in order (noise,
+/// blur, gamma, bias field, inversion) one uniform decides whether it applies; if it does, its
+/// parameters follow: noise sigma then a 64-bit field seed; blur sigma x then y; b; the ten
+/// coefficients.
 public func sampleIntensityParameters(rng: inout SplitMix64) -> IntensityParameters {
   let p = IntensityAugmentationProtocol.self
   var parameters = IntensityParameters()
@@ -99,8 +100,9 @@ public func sampleIntensityParameters(rng: inout SplitMix64) -> IntensityParamet
   return parameters
 }
 
-/// Applies the transforms `parameters` selects, in PROTOCOL's order, to every plane of `image`.
-/// image: (N, C, H, W). Returns the same shape. The noise field covers the whole tensor.
+/// Applies the transforms `parameters` selects, in the order of docs/PROTOCOL.md section 3, to
+/// every plane of `image`. image: (N, C, H, W). Returns the same shape. The noise field covers the
+/// whole tensor.
 public func augmentIntensity(_ image: Tensor<Double>, parameters: IntensityParameters) -> Tensor<Double> {
   var result = image
   if let noise = parameters.noise {

@@ -1,4 +1,4 @@
-// MARK: - Pixel positions for the dense losses (PROTOCOL section 3)
+// MARK: - Pixel positions for the dense losses (docs/PROTOCOL.md section 3)
 //
 // A flat pixel position over a batch of H x W maps is `n·H·W + y·W + x`. The losses see the
 // feature vectors at M such positions as the rows of an (M, C, 1, 1) matrix; the same positions are

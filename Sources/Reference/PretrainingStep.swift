@@ -1,4 +1,4 @@
-/// The pixel-level objective of pretraining (PROTOCOL section 3).
+/// The pixel-level objective of pretraining (docs/PROTOCOL.md section 3).
 public enum PretrainingObjective: String, Codable, Hashable, Sendable, CaseIterable {
   /// Pix2Rep: InfoNCE on L2-normalised pixel vectors.
   case infoNCE

@@ -1,5 +1,5 @@
-/// Downstream segmentation (PROTOCOL section 4): soft Dice through the 1x1 head, and through the
-/// backbone when fine-tuning.
+/// Downstream segmentation (docs/PROTOCOL.md section 4): soft Dice through the 1x1 head, and
+/// through the backbone when fine-tuning.
 extension Pix2RepNetwork {
   // MARK: - Fine-tuning and the supervised baseline
 

@@ -1,4 +1,4 @@
-// MARK: - Soft Dice loss (downstream segmentation, PROTOCOL section 4)
+// MARK: - Soft Dice loss (downstream segmentation, docs/PROTOCOL.md section 4)
 
 /// Soft Dice loss with a softmax over channels, background included, as the official code's
 /// `dice_loss` (pix2rep/losses.py) averaged over classes and batch.

@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - The spatial transform phi (PROTOCOL section 3)
+// MARK: - The spatial transform phi (docs/PROTOCOL.md section 3)
 
 /// Which axis F mirrors.
 public enum Flip: String, Hashable, Sendable, Codable, CaseIterable {
@@ -37,7 +37,7 @@ public struct SpatialTransformParameters: Hashable, Sendable, Codable {
   }
 }
 
-/// PROTOCOL section 3's ranges and probabilities for phi (code).
+/// docs/PROTOCOL.md section 3's ranges and probabilities for phi (code).
 public enum SpatialTransformProtocol {
   /// theta ~ U(-maxAngle, maxAngle).
   public static let maxAngle = Double.pi / 2
@@ -49,9 +49,9 @@ public enum SpatialTransformProtocol {
   public static let flipYProbability = 0.32
 }
 
-/// Draws one phi per PROTOCOL section 3, consuming exactly five uniforms from `rng`, in this order:
-/// theta, s, t_x, t_y, then one uniform u choosing the flip (x when u < 0.45, y when u < 0.77,
-/// otherwise none).
+/// Draws one phi per docs/PROTOCOL.md section 3, consuming exactly five uniforms from `rng`, in
+/// this order: theta, s, t_x, t_y, then one uniform u choosing the flip (x when u < 0.45, y when
+/// u < 0.77, otherwise none).
 public func sampleSpatialTransform(rng: inout SplitMix64) -> SpatialTransformParameters {
   let p = SpatialTransformProtocol.self
   let theta = rng.uniform(-p.maxAngle, p.maxAngle)

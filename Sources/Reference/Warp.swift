@@ -61,7 +61,7 @@ struct BilinearTaps {
 }
 
 /// Bilinear warp with `align_corners = true` and zero padding: output pixel p of sample n takes
-/// input sample n at affines[n]·p (PROTOCOL section 3; Backend.warpForward).
+/// input sample n at affines[n]·p (docs/PROTOCOL.md section 3; Backend.warpForward).
 ///
 /// input: (N, C, H, W), W fastest; affines: N maps. Returns (N, C, H, W). Corners of the bilinear
 /// stencil outside the image contribute 0. The identity, flips and 90-degree rotations (square

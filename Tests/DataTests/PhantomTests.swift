@@ -2,7 +2,8 @@ import Dataset
 import Foundation
 import Testing
 
-/// The synthetic phantom: reproducibility, its acceptance list (PHANTOM.md), and the loader on it.
+/// The synthetic phantom: reproducibility, its acceptance list (docs/PHANTOM.md), and the loader on
+/// it.
 struct PhantomTests {
   /// Labels of slice k of a volume.
   static func slice(_ volume: NIfTIVolume, _ k: Int) -> ArraySlice<Double> {
@@ -52,8 +53,8 @@ struct PhantomTests {
     #expect(ed.labels.shape == ed.image.shape && patient.endSystole.labels.shape == ed.image.shape)
     #expect(ed.image.values.min()! == 0 && ed.image.values.max()! == 1)
     #expect(Set(ed.labels.values).isSubset(of: [0, 1, 2, 3]))
-    // Fractions of the whole ED volume: PHANTOM.md's ranges, which NOR and MINF meet; the
-    // pathologies as PHANTOM.md specifies them go beyond (over all 150 patients of seed 11 at
+    // Fractions of the whole ED volume: docs/PHANTOM.md's ranges, which NOR and MINF meet; the
+    // pathologies as docs/PHANTOM.md specifies them go beyond (over all 150 patients of seed 11 at
     // G = 64: DCM cavity up to 8.6%, HCM wall up to 8.8%, RV-group RV up to 8.0%).
     var counts = [Double](repeating: 0, count: 4)
     for v in ed.labels.values { counts[Int(v)] += 1 }

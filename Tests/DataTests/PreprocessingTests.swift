@@ -4,7 +4,7 @@ import Reference
 import Testing
 import TestSupport
 
-/// The building blocks of the PROTOCOL section 1 preprocessing, on hand-made volumes.
+/// The building blocks of the docs/PROTOCOL.md section 1 preprocessing, on hand-made volumes.
 struct PreprocessingTests {
   /// A 3D volume from a closure over (x, y, z).
   static func volume(_ shape: [Int], _ dataType: NIfTIDataType, _ value: (Int, Int, Int) -> Double) -> NIfTIVolume {

@@ -46,8 +46,9 @@ import TestSupport
   @Test("InfoNCE of identical views with orthonormal rows is log(e^(1/tau) + 2M - 2) - 1/tau")
   func identicalOrthonormalViews() {
     // Row i's positive is itself (similarity 1/tau); its 2M - 2 negatives are orthogonal (0), so
-    // every row's cross-entropy is -1/tau + log(e^(1/tau) + 2M - 2). At M = 1000, tau = 0.53 this is
-    // 5.716, PROTOCOL's "identical views about 5.7" (random high-dimensional rows are nearly orthogonal).
+    // every row's cross-entropy is -1/tau + log(e^(1/tau) + 2M - 2). At M = 1000, tau = 0.53 this
+    // is 5.716, docs/PROTOCOL.md section 3's "identical views about 5.7" (random high-dimensional
+    // rows are nearly orthogonal).
     let m = 6, d = 11
     // Gram-Schmidt on seeded random vectors: M orthonormal rows in d dimensions.
     var rows = randomUnitRows(m, d, seed: 56)

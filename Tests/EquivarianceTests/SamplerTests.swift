@@ -3,8 +3,9 @@ import Reference
 import Testing
 import TestSupport
 
-/// The samplers draw what PROTOCOL section 3 says, checked over 100,000 seeded draws against the
-/// PROTOCOL numbers written out here (not the library's constants), within 4 standard errors.
+/// The samplers draw what docs/PROTOCOL.md section 3 says, checked over 100,000 seeded draws
+/// against the docs/PROTOCOL.md numbers written out here (not the library's constants), within 4
+/// standard errors.
 @Suite struct SamplerTests {
   static let draws = 100_000
 
@@ -50,7 +51,7 @@ import TestSupport
     }
   }
 
-  @Test("intensity transforms apply with p 0.3/0.5/0.9/0.75/0.35 and draw PROTOCOL's parameter ranges")
+  @Test("intensity transforms apply with p 0.3/0.5/0.9/0.75/0.35 and draw docs/PROTOCOL.md's parameter ranges")
   func intensitySampler() {
     var rng = SplitMix64(seed: 43)
     var noise = [Double](), blur = [Double](), logGamma = [Double](), bias = [Double]()

@@ -5,8 +5,8 @@ import TestSupport
 
 // MARK: - Build
 
-/// False in a debug build, where the statistics at PROTOCOL's M = 1000 take minutes; those tests
-/// run in release builds (`swift test -c release`, as test.sh does).
+/// False in a debug build, where the statistics at docs/PROTOCOL.md's M = 1000 take minutes; those
+/// tests run in release builds (`swift test -c release`, as test.sh does).
 #if DEBUG
 let optimizedBuild = false
 #else

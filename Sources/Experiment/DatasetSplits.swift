@@ -10,7 +10,7 @@ public struct DatasetSplits: ExperimentData {
   public let pretrainingValidation: SliceSet
   public let test: SliceSet
 
-  /// Loads `root` with PROTOCOL's preprocessing at the model's image size.
+  /// Loads `root` with the protocol's preprocessing at the model's image size.
   public static func load(root: URL, source: String, config: ExperimentConfig) throws -> DatasetSplits {
     guard FileManager.default.fileExists(atPath: root.path) else {
       throw ExperimentError("\(root.path): no such folder")

@@ -1,4 +1,4 @@
-/// Hard 3D Dice (PROTOCOL section 4): per foreground class over a whole volume (all its slices),
+/// Hard 3D Dice (docs/PROTOCOL.md section 4): per foreground class over a whole volume (all its slices),
 /// 2|P ∩ T| / (|P| + |T|), and 1 when the class is absent from both prediction and truth.
 /// prediction, truth: label maps of equal length (the volume's slices concatenated).
 public func volumeDice(prediction: [UInt8], truth: [UInt8], classes: [UInt8] = [1, 2, 3]) -> [Double] {

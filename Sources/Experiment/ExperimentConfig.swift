@@ -8,7 +8,7 @@ public struct ExperimentConfig: Codable, Hashable, Sendable {
   public var model: ModelConfig
   public var seed: UInt64
 
-  // MARK: Pretraining (PROTOCOL section 3)
+  // MARK: Pretraining (docs/PROTOCOL.md section 3)
   public var pretrainingSteps: Int
   public var pretrainingBatch = 8
   public var pretrainingLearningRate = 4.7e-4
@@ -20,18 +20,22 @@ public struct ExperimentConfig: Codable, Hashable, Sendable {
   public var temperature = 0.53
   public var barlowLambda = 5e-3
 
-  // MARK: Downstream (PROTOCOL section 4)
+  // MARK: Downstream (docs/PROTOCOL.md section 4)
   public var downstreamBatch = 16
   public var linearProbeLearningRate = 7.6e-3
-  public var linearProbeSteps: Int
   public var fineTuneBackboneLearningRate = 5e-5
   public var fineTuneHeadLearningRate = 1e-2
-  /// Most steps of a fine-tuning (and baseline) run; validation every `validationInterval` steps,
-  /// stop after `patience` validations without a new best.
-  public var fineTuneMaxSteps: Int
-  public var validationInterval: Int
+  /// Every downstream run (linear probing, fine-tuning, the baseline) validates every epoch of its
+  /// labelled training slices or every `minimumValidationSteps` steps, whichever is longer, stops
+  /// after `patience` validations without a new best or after `maxEpochs` epochs, and keeps the
+  /// best-validation weights (with their BatchNorm running statistics).
+  public var maxEpochs = 200
+  public var minimumValidationSteps = 20
   public var patience = 6
   public var baselineLearningRates = [5e-5, 4.7e-4, 1e-3]
+  /// Linear probing on cached features of un-augmented slices instead of the protocol's augmented
+  /// slices through the frozen backbone (`verify reproduce --lp-cached-features`; faster, a deviation).
+  public var linearProbeCachedFeatures = false
 
   // MARK: Budgets
   /// Labelled training patients per budget, and the number of seeded draws of each.
@@ -52,37 +56,36 @@ public struct ExperimentConfig: Codable, Hashable, Sendable {
 extension ExperimentConfig {
   // MARK: - Presets
 
-  /// Finishes in a few minutes on 2 cores: CI's end-to-end test. Its numbers mean little.
+  /// CI's end-to-end test: finishes in about a minute on 2 cores. Its numbers mean little (a tiny
+  /// model, a few dozen steps per run, validation every 5 steps and patience 2).
   public static func smoke(seed: UInt64) -> ExperimentConfig {
-    ExperimentConfig(
+    var config = ExperimentConfig(
       preset: "smoke", model: .smoke, seed: seed,
-      pretrainingSteps: 40, pretrainingValidationInterval: 20, pretrainingValidationSlices: 16,
+      pretrainingSteps: 40, pretrainingValidationInterval: 10, pretrainingValidationSlices: 16,
       positions: 256,
-      linearProbeSteps: 60, fineTuneMaxSteps: 30, validationInterval: 10,
       budgets: [1, 5], draws: [1: 2],
       phantomGrid: 64, testPatientLimit: 10)
+    config.maxEpochs = 15
+    config.minimumValidationSteps = 5
+    config.patience = 2
+    return config
   }
 
-  /// The default: the whole table in under 45 minutes on the 2-core development machine. What it
-  /// costs there (measured in a release build with the protocol's full schedule shape): a
-  /// pretraining step 0.62 s, a fine-tuning step of batch 16 0.45 s with its validation, a test
-  /// evaluation of all 50 test patients 8.5 s. The 42 fine-tuning runs (12 draws x Pix2Rep,
-  /// Pix2Rep-v2 and the baseline, plus the baseline's rate search) and 66 test evaluations
-  /// dominate, so:
-  /// - 500 pretraining steps per objective (about 2.3 epochs of the phantom's slices);
-  /// - at most 50 fine-tuning steps per run, validation every 10, and 200 linear-probing steps;
-  /// - the baseline's rate is chosen from {4.7e-4, 1e-3}: at these step counts 5e-5 barely moves a
-  ///   random network (it had the highest validation loss of the three at budget 1 even after 200);
+  /// The default: the whole protocol at a CPU model size (64 x 64, widths 16-128, D = 64) with the
+  /// protocol's schedule shape, which converges (docs/PROTOCOL.md sections 3-4):
+  /// - pretraining 1,000 steps of batch 8 per objective (about 4.6 epochs of the phantom's 1,730
+  ///   training slices), validation every 100 steps; the run prints the validation loss's relative
+  ///   change over the last quarter so the length can be judged;
+  /// - every downstream run validates every epoch or 20 steps, whichever is longer, with patience
+  ///   6 and a cap of 200 epochs;
+  /// - 5 draws at budgets 1 and 2, 3 at budget 5 (paired comparisons need several);
   /// - evaluation on 25 of the 50 test patients, 5 per pathology group (50 volumes).
+  /// `verify reproduce` prints its time estimate, from step times it measures, before it starts.
   public static func cpu(seed: UInt64) -> ExperimentConfig {
-    var config = ExperimentConfig(
+    ExperimentConfig(
       preset: "cpu", model: .cpu, seed: seed,
-      pretrainingSteps: 500, pretrainingValidationInterval: 100, pretrainingValidationSlices: 64,
-      linearProbeSteps: 200, fineTuneMaxSteps: 50, validationInterval: 10,
-      budgets: [1, 2, 5, 10, 20, 100], draws: [1: 3, 2: 3, 5: 3], testPatientLimit: 25)
-    config.patience = 4
-    config.baselineLearningRates = [4.7e-4, 1e-3]
-    return config
+      pretrainingSteps: 1000, pretrainingValidationInterval: 100, pretrainingValidationSlices: 64,
+      budgets: [1, 2, 5, 10, 20, 100], draws: [1: 5, 2: 5, 5: 3], testPatientLimit: 25)
   }
 
   /// The paper's sizes and schedule (days on a CPU; it prints its estimate before starting).
@@ -91,8 +94,7 @@ extension ExperimentConfig {
       preset: "paper", model: .paper, seed: seed,
       // 200 epochs over ~1,700 training slices in batches of 8.
       pretrainingSteps: 200 * 212, pretrainingValidationInterval: 5 * 212, pretrainingValidationSlices: 190,
-      linearProbeSteps: 200 * 10, fineTuneMaxSteps: 200 * 10, validationInterval: 5 * 10,
-      budgets: [1, 2, 5, 10, 20, 100], draws: [1: 3, 2: 3, 5: 3])
+      budgets: [1, 2, 5, 10, 20, 100], draws: [1: 5, 2: 5, 5: 3])
   }
 
   public static let presetNames = ["smoke", "cpu", "paper"]
@@ -108,22 +110,53 @@ extension ExperimentConfig {
 }
 
 extension ExperimentConfig {
+  /// The downstream schedule of a run on `trainingSlices` labelled slices: an epoch is
+  /// ceil(slices / batch) steps; validation every epoch or `minimumValidationSteps` steps, whichever
+  /// is longer; at most `maxEpochs` epochs.
+  public func downstreamSchedule(trainingSlices: Int) -> DownstreamSchedule {
+    let stepsPerEpoch = max(1, (trainingSlices + downstreamBatch - 1) / downstreamBatch)
+    return DownstreamSchedule(
+      stepsPerEpoch: stepsPerEpoch, validationInterval: max(stepsPerEpoch, minimumValidationSteps),
+      maxSteps: maxEpochs * stepsPerEpoch, patience: patience)
+  }
+
   /// The schedule and the protocol deviations it implies, for results.md.
   public var scheduleText: String {
     let draws = budgets.map { "\($0): \(drawCount(budget: $0))" }.joined(separator: ", ")
+    let probing = linearProbeCachedFeatures
+      ? "linear probing on cached features of un-augmented slices (--lp-cached-features; the protocol augments them)"
+      : "linear probing on intensity-augmented slices through the frozen backbone"
     return """
       Schedule: pretraining \(pretrainingSteps) steps of batch \(pretrainingBatch) per objective (Adam lr \(pretrainingLearningRate), \
       M = \(positions), tau = \(temperature), lambda = \(barlowLambda)), validation loss every \(pretrainingValidationInterval) steps \
-      on \(pretrainingValidationSlices) slices; downstream batch \(downstreamBatch); linear probing \(linearProbeSteps) steps \
-      (lr \(linearProbeLearningRate)); fine-tuning and baseline at most \(fineTuneMaxSteps) steps (lr \(fineTuneBackboneLearningRate) \
-      backbone, \(fineTuneHeadLearningRate) head), validation every \(validationInterval) steps, patience \(patience); baseline \
-      backbone rate chosen from \(baselineLearningRates) on each budget's first draw; draws per budget \(draws); phantom \
-      rendered at \(phantomGrid)\(testPatientLimit.map { "; test limited to \($0) patients" } ?? "").
+      on \(pretrainingValidationSlices) slices, best-validation backbone kept; downstream batch \(downstreamBatch); \(probing) (lr \(linearProbeLearningRate)); \
+      fine-tuning lr \(fineTuneBackboneLearningRate) backbone, \(fineTuneHeadLearningRate) head; every downstream run validates every \
+      epoch of its training slices or every \(minimumValidationSteps) steps, whichever is longer, stops after \(patience) validations \
+      without a new best or at \(maxEpochs) epochs, and keeps its best-validation weights; baseline backbone rate chosen from \
+      \(baselineLearningRates) on each budget's first draw; draws per budget \(draws); phantom rendered at \(phantomGrid)\
+      \(testPatientLimit.map { "; test limited to \($0) patients (balanced over the groups)" } ?? "").
 
-      Deviations from PROTOCOL: schedules are counted in steps, not epochs; linear probing trains on \
-      cached features of un-augmented slices (PROTOCOL augments its training slices); the baseline's \
-      rate is chosen once per budget, on the first draw.
+      Deviations from docs/PROTOCOL.md: pretraining is counted in steps, not epochs; downstream validation every epoch or \
+      \(minimumValidationSteps) steps instead of every 5 epochs (the allowed shortening); the baseline's rate is chosen once per \
+      budget, on the first draw\(linearProbeCachedFeatures ? "; linear probing without intensity augmentation" : "").
       """
   }
 }
 
+/// How long a downstream run trains and how often it validates, in steps.
+public struct DownstreamSchedule: Codable, Hashable, Sendable {
+  public var stepsPerEpoch: Int
+  public var validationInterval: Int
+  public var maxSteps: Int
+  public var patience: Int
+
+  public init(stepsPerEpoch: Int, validationInterval: Int, maxSteps: Int, patience: Int) {
+    self.stepsPerEpoch = stepsPerEpoch
+    self.validationInterval = validationInterval
+    self.maxSteps = maxSteps
+    self.patience = patience
+  }
+
+  /// The fewest steps a run can take: stopped by patience with its best at the first validation.
+  public var minimumSteps: Int { min(maxSteps, validationInterval * patience) }
+}

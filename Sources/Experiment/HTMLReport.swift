@@ -21,6 +21,15 @@ extension Report {
       body.append("<tr><td>\(escapeXML(c.claim))</td><td>\(escapeXML(c.paper))</td><td>\(escapeXML(c.ours))</td><td class=\"\(cls)\">\(escapeXML(c.verdict))</td></tr>")
     }
     body.append("</table>")
+    if !sanity.isEmpty {
+      body.append("<h3>Sanity checks (reported, never used to steer training)</h3><ul>")
+      body.append(sanity.map { "<li>\(escapeXML($0))</li>" }.joined())
+      body.append("</ul>")
+    }
+    if !pretraining.isEmpty {
+      body.append("<h2>Pretraining</h2>")
+      body.append(pretrainingText.split(separator: "\n").map { "<p>\(escapeXML(String($0)))</p>" }.joined(separator: "\n"))
+    }
     body.append("<h2>Equivariance and invariance</h2>")
     body.append(htmlTable(markdown: equivarianceText))
     body.append("<h2>Pictures</h2>")
@@ -75,6 +84,10 @@ extension Report {
     var header = true
     for line in markdown.split(separator: "\n", omittingEmptySubsequences: true) {
       guard line.hasPrefix("|") else {
+        if !header {
+          out.append("</table>")
+          header = true
+        }
         out.append("<p>\(escapeXML(String(line)))</p>")
         continue
       }

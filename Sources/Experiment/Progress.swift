@@ -1,35 +1,121 @@
 import Foundation
 
-/// Progress lines for long stages: step, loss, throughput and time left, at most every few seconds.
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Where a run's messages go. `say` writes whole lines to standard output; progress lines go to
+/// standard error, redrawn in place when it is a terminal and one per update otherwise; both are
+/// appended to the run's plain log (`log.txt` in the run folder) once `openLog` has been called.
+public final class Console: @unchecked Sendable {
+  public static let shared = Console()
+
+  private let lock = NSLock()
+  private var log: FileHandle?
+  private var progressShown = false
+  private let terminal = isatty(2) != 0
+  /// A short status of the whole job (runs done, estimated time left), shown after every progress line.
+  private var status = ""
+
+  /// Appends every later message and progress line to `url` (created if missing).
+  public func openLog(_ url: URL) throws {
+    if !FileManager.default.fileExists(atPath: url.path) {
+      guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+        throw ExperimentError("\(url.path): cannot create the run log")
+      }
+    }
+    let handle = try FileHandle(forWritingTo: url)
+    try handle.seekToEnd()
+    lock.withLock { log = handle }
+  }
+
+  public func setStatus(_ text: String) { lock.withLock { status = text } }
+
+  /// A message line: standard output and the log.
+  public func line(_ text: String) {
+    lock.withLock {
+      clearProgress()
+      FileHandle.standardOutput.write(Data((text + "\n").utf8))
+      log?.write(Data((text + "\n").utf8))
+    }
+  }
+
+  /// A progress line: standard error (in place on a terminal) and, when `logged`, the log.
+  func progress(_ text: String, logged: Bool) {
+    lock.withLock {
+      let full = status.isEmpty ? text : "\(text)  [\(status)]"
+      if terminal {
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + full).utf8))
+        progressShown = true
+      } else {
+        FileHandle.standardError.write(Data((full + "\n").utf8))
+      }
+      if logged { log?.write(Data((full + "\n").utf8)) }
+    }
+  }
+
+  /// Ends an in-place progress line (a newline on a terminal), so the next line starts clean.
+  func endProgress() {
+    lock.withLock {
+      if progressShown {
+        FileHandle.standardError.write(Data("\n".utf8))
+        progressShown = false
+      }
+    }
+  }
+
+  /// Must hold `lock`.
+  private func clearProgress() {
+    if progressShown {
+      FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+      progressShown = false
+    }
+  }
+}
+
+/// Progress of one long stage: step, loss, throughput and time left (or, for a run that may stop
+/// early, the cap), at most every `interval` seconds on the console and every 30 s in the log.
 public final class ProgressPrinter: @unchecked Sendable {
   let label: String
   let total: Int
   let unit: String
   let start = Date()
   var lastPrint = Date.distantPast
+  var lastLogged = Date.distantPast
   let interval: TimeInterval
 
-  public init(_ label: String, total: Int, unit: String = "step", interval: TimeInterval = 5) {
+  public init(_ label: String, total: Int, unit: String = "step", interval: TimeInterval = 2) {
     self.label = label
     self.total = max(total, 1)
     self.unit = unit
     self.interval = interval
   }
 
-  /// Reports that `done` of `total` units are finished; prints when the interval has passed or at the end.
-  public func update(_ done: Int, loss: Double? = nil, extra: String = "") {
+  /// Reports that `done` units are finished. `open`: `total` is a cap the stage may stop before
+  /// (early stopping), so no time left is shown for it.
+  public func update(_ done: Int, loss: Double? = nil, extra: String = "", open: Bool = false) {
     let now = Date()
     guard done >= total || now.timeIntervalSince(lastPrint) >= interval else { return }
     lastPrint = now
     let elapsed = now.timeIntervalSince(start)
     let rate = elapsed > 0 ? Double(done) / elapsed : 0
-    let left = rate > 0 ? Double(total - done) / rate : 0
-    var line = "  [\(label)] \(unit) \(done)/\(total)"
+    var line = "  [\(label)] \(unit) \(done)\(open ? " (cap \(total))" : "/\(total)")"
     if let loss { line += String(format: "  loss %.4f", loss) }
-    line += String(format: "  %.1f %@/s  elapsed %@  left %@", rate, unit, formatDuration(elapsed), formatDuration(left))
+    line += String(format: "  %.1f %@/s  elapsed %@", rate, unit, formatDuration(elapsed))
+    if !open {
+      let left = rate > 0 ? Double(total - done) / rate : 0
+      line += "  left \(formatDuration(left))"
+    }
     if !extra.isEmpty { line += "  " + extra }
-    say(line)
+    let logged = done >= total || now.timeIntervalSince(lastLogged) >= 30
+    if logged { lastLogged = now }
+    Console.shared.progress(line, logged: logged)
   }
+
+  /// Ends the stage's in-place line.
+  public func finish() { Console.shared.endProgress() }
 }
 
 /// 75 -> "1m15s".
@@ -40,7 +126,8 @@ public func formatDuration(_ seconds: Double) -> String {
   return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m"
 }
 
-/// Writes one line to standard output at once (unbuffered), so progress shows through a pipe too.
+/// Writes one line to standard output at once (unbuffered), so it shows through a pipe too, and
+/// to the run's log.
 public func say(_ line: String) {
-  FileHandle.standardOutput.write(Data((line + "\n").utf8))
+  Console.shared.line(line)
 }

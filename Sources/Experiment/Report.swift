@@ -11,12 +11,19 @@ public struct Report: Codable, Sendable {
   public var baselineLearningRates: [String]
   public var stageSeconds: [String: Double]
   public var totalSeconds: Double
+  /// The pretraining stages' outcomes (curves, best step, the last quarter's relative change).
+  public var pretraining: [PretrainingOutcome] = []
+  /// Checks of the schedule's convergence (`Claims.sanity`): printed, never used to steer training.
+  public var sanity: [String] = []
+  /// The time estimate printed before the run.
+  public var estimate: String = ""
 
   var table: ResultTable { ResultTable(runs: runs, budgets: configuration.budgets) }
 
   // MARK: - Text
 
-  /// The Dice table as Markdown: a row per method, a column per budget, mean ± sd over draws.
+  /// The Dice table as Markdown: a row per method, a column per budget, mean ± sd over draws; a
+  /// cell marked † has a run that stopped at the epoch cap instead of by patience.
   public func diceTable(classIndex: Int? = nil) -> String {
     let table = self.table
     let what = classIndex.map { ["RV", "MYO", "LV"][$0] } ?? "mean of RV, MYO, LV"
@@ -26,12 +33,51 @@ public struct Report: Codable, Sendable {
     for method in Method.allCases {
       let cells = configuration.budgets.map { b -> String in
         guard let c = table.cell(method, b, classIndex: classIndex) else { return "–" }
-        return c.count > 1 ? String(format: "%.3f ± %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)
+        let capped = runs.contains { $0.method == method && $0.budget == b && $0.stopReason == .cap } ? " †" : ""
+        return (c.count > 1 ? String(format: "%.3f ± %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)) + capped
       }
       if cells.allSatisfy({ $0 == "–" }) { continue }
       lines.append("| \(method.rawValue) | " + cells.joined(separator: " | ") + " |")
     }
+    lines.append("")
+    if runs.contains(where: { $0.method == .randomLinear }) {
+      lines.append("Random-backbone LP: a linear probe on the random initial backbone, its BatchNorm running statistics re-estimated on the unlabelled pretraining slices (no weight changed).")
+    }
+    lines.append(stopSummary)
     return lines.joined(separator: "\n")
+  }
+
+  /// How the downstream runs stopped.
+  public var stopSummary: String {
+    let recorded = runs.filter { $0.stopReason != nil }
+    let patience = recorded.filter { $0.stopReason == .patience }
+    let trained = recorded.filter { $0.method != .pix2repLinear && $0.method != .barlowLinear && $0.method != .randomLinear }
+    let trainedByPatience = trained.filter { $0.stopReason == .patience }
+    var text = "Stopping: \(patience.count) of \(recorded.count) runs stopped by patience (fine-tuning and baseline: \(trainedByPatience.count) of \(trained.count))"
+    let capped = recorded.filter { $0.stopReason == .cap }
+    if !capped.isEmpty {
+      text += "; at the epoch cap (†): " + capped.map { "\($0.method.rawValue) budget \($0.budget) draw \($0.draw)" }.joined(separator: ", ")
+    }
+    return text + "."
+  }
+
+  /// Every run: steps, epochs, best step and why it stopped.
+  public var runsText: String {
+    var lines = ["| method | budget | draw | Dice | steps | epochs | best step | stopped by | time |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs.sorted(by: { ($0.budget, $0.draw, $0.method.rawValue) < ($1.budget, $1.draw, $1.method.rawValue) }) {
+      lines.append(String(format: "| %@ | %d | %d | %.3f | %d | %@ | %@ | %@ | %@ |", r.method.rawValue, r.budget, r.draw, r.summary.mean, r.steps,
+        r.epochs.map { String(format: "%.1f", $0) } ?? "–", r.bestStep.map(String.init) ?? "–", r.stopReason?.rawValue ?? "–", formatDuration(r.seconds)))
+    }
+    return lines.joined(separator: "\n")
+  }
+
+  /// The pretraining stages: best step and how flat the validation loss was at the end.
+  public var pretrainingText: String {
+    pretraining.map { p in
+      let change = p.relativeChangeLastQuarter.map { String(format: "%+.2f%%", $0 * 100) } ?? "missing"
+      return String(format: "- %@: %d steps, best validation loss %.4f at step %d; relative change of the validation loss over the last quarter: %@",
+        p.objective.rawValue, p.steps, p.bestValidationLoss, p.bestStep, change)
+    }.joined(separator: "\n")
   }
 
   public var claimsText: String {
@@ -60,7 +106,10 @@ public struct Report: Codable, Sendable {
     parts.append("")
     parts.append(diceTable())
     for k in 0..<3 { parts += ["", diceTable(classIndex: k)] }
-    parts += ["", claimsText, "", equivarianceText, ""]
+    parts += ["", claimsText, ""]
+    if !sanity.isEmpty { parts += ["Sanity checks (reported, never used to steer training):"] + sanity.map { "- " + $0 } + [""] }
+    if !pretraining.isEmpty { parts += ["Pretraining:", pretrainingText, ""] }
+    parts += [equivarianceText, ""]
     parts.append("Supervised baseline learning rate chosen on validation: " + baselineLearningRates.joined(separator: "; "))
     parts.append("")
     parts.append("Drawn labelled patients:")
@@ -68,6 +117,11 @@ public struct Report: Codable, Sendable {
       parts.append("- budget \(r.budget), draw \(r.draw): patients \(r.patients.map(String.init).joined(separator: ", "))")
     }
     parts.append("")
+    parts.append("Downstream runs:")
+    parts.append("")
+    parts.append(runsText)
+    parts.append("")
+    if !estimate.isEmpty { parts += ["Estimate printed before the run:", "", "```", estimate, "```", ""] }
     parts.append("Wall time per stage:")
     for (stage, seconds) in stageSeconds.sorted(by: { $0.key < $1.key }) {
       parts.append("- \(stage): \(formatDuration(seconds))")

@@ -2,7 +2,7 @@ import Foundation
 import Optimized
 import Reference
 
-/// The data of a reproduction, already split (PROTOCOL section 1).
+/// The data of a reproduction, already split (docs/PROTOCOL.md section 1).
 public protocol ExperimentData: Sendable {
   /// "synthetic phantom, seed S, difficulty D" or "ACDC at DIR".
   var source: String { get }
@@ -32,6 +32,8 @@ public struct Reproduction {
   public var initialBackbone: (entries: [SafetensorsEntry], file: String)? = nil
   /// Also write the test volumes' predicted segmentations as NIfTI (`--save-predictions`).
   public var savePredictions = false
+  /// Runs done and time left, for the progress lines.
+  var tracker = Tracker(plan: nil)
 
   public init(config: ExperimentConfig, data: any ExperimentData, store: RunStore, workers: Int) {
     self.config = config
@@ -56,37 +58,43 @@ public struct Reproduction {
       try Safetensors.loadBackbone(initial.entries, file: initial.file, into: &random, layout: ParameterLayout(config: config.model))
       say("initial backbone: \(initial.file) (replaces the random initialisation of every method)")
     }
+    let draws = try labelledDraws()
+    let plan = try makePlan(draws)
+    say(plan.description)
+    tracker = Tracker(plan: plan)
     var backbones: [PretrainingObjective: [Float]] = [:]
     for objective in PretrainingObjective.allCases {
       backbones[objective] = try pretrained(objective, initial: initialBackbone == nil ? nil : random)
     }
+    let probedRandom = try randomBackboneForProbing(random)
     var runs: [RunResult] = []
     var chosenRates: [String] = []
-    for budget in config.budgets {
-      for draw in 1...config.drawCount(budget: budget) {
-        let (patients, train, validation) = try data.labelled(budget: budget, seed: seed("draw-\(budget)-\(draw)"))
-        say("budget \(budget), draw \(draw): patients \(patients.map(String.init).joined(separator: ", ")) (\(train.count) train, \(validation.count) validation slices)")
-        let rate = try baselineRate(budget: budget, draw: draw, patients: patients, train: train, validation: validation, random: random)
-        if draw == 1 { chosenRates.append("budget \(budget): \(rate)") }
-        var plan: [(Method, DownstreamMode, [Float])] = [
-          (.supervised, .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), random),
-          (.pix2repLinear, .linearProbe, backbones[.infoNCE]!),
-          (.pix2repFineTune, .fineTune(backboneRate: config.fineTuneBackboneLearningRate, headRate: config.fineTuneHeadLearningRate), backbones[.infoNCE]!),
-          (.barlowLinear, .linearProbe, backbones[.barlowTwins]!),
-          (.barlowFineTune, .fineTune(backboneRate: config.fineTuneBackboneLearningRate, headRate: config.fineTuneHeadLearningRate), backbones[.barlowTwins]!),
-        ]
-        if budget == 1 { plan.append((.randomLinear, .linearProbe, random)) }
-        for (method, mode, initial) in plan {
-          runs.append(try downstream(method, mode: mode, initial: initial, budget: budget, draw: draw, patients: patients, train: train, validation: validation))
+    for d in draws {
+      say("budget \(d.budget), draw \(d.draw): patients \(d.patients.map(String.init).joined(separator: ", ")) (\(d.train.count) train, \(d.validation.count) validation slices)")
+      let rate = try baselineRate(d, random: random)
+      if d.draw == 1 { chosenRates.append("budget \(d.budget): \(rate)") }
+      for (method, mode) in methods(budget: d.budget, baselineRate: rate) {
+        let initial: [Float]
+        switch method {
+        case .supervised: initial = random
+        case .pix2repLinear, .pix2repFineTune: initial = backbones[.infoNCE]!
+        case .barlowLinear, .barlowFineTune: initial = backbones[.barlowTwins]!
+        case .randomLinear: initial = probedRandom
         }
+        runs.append(try downstream(method, mode: mode, initial: initial, d))
       }
     }
     let equivariance = try equivarianceFigures(pretrained: backbones[.infoNCE]!, random: random)
     let table = ResultTable(runs: runs, budgets: config.budgets)
+    var pretraining: [PretrainingOutcome] = []
+    for objective in PretrainingObjective.allCases {
+      if let outcome = try store.load(PretrainingOutcome.self, stage: "pretrain-\(objective.rawValue)") { pretraining.append(outcome) }
+    }
     let report = Report(
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
-      totalSeconds: Date().timeIntervalSince(start))
+      totalSeconds: Date().timeIntervalSince(start), pretraining: pretraining, sanity: Claims.sanity(table),
+      estimate: plan.description)
     try report.write(to: store.directory)
     let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
     try report.writeHTML(pictures: pictures, to: store.directory)
@@ -95,6 +103,61 @@ public struct Reproduction {
       say("predictions: \(try writePredictions(runs: runs)) NIfTI files in \(store.directory.path)/predictions")
     }
     return report
+  }
+
+  /// The time estimate of the whole run from step times measured now (each the median of
+  /// `repeats` after a warm-up; 1: a single timing without warm-up, for the paper preset).
+  public func estimate(repeats: Int = 3) throws -> String {
+    try makePlan(labelledDraws(), repeats: repeats).description
+  }
+
+  /// Every budget's seeded draws of labelled patients.
+  func labelledDraws() throws -> [LabelledDraw] {
+    var draws: [LabelledDraw] = []
+    for budget in config.budgets {
+      for draw in 1...config.drawCount(budget: budget) {
+        let (patients, train, validation) = try data.labelled(budget: budget, seed: seed("draw-\(budget)-\(draw)"))
+        draws.append(LabelledDraw(budget: budget, draw: draw, patients: patients, train: train, validation: validation))
+      }
+    }
+    return draws
+  }
+
+  /// The methods trained on every draw of a budget, in table order (the random-backbone control at
+  /// budget 1 only).
+  func methods(budget: Int, baselineRate: Double) -> [(Method, DownstreamMode)] {
+    let fineTune = DownstreamMode.fineTune(backboneRate: config.fineTuneBackboneLearningRate, headRate: config.fineTuneHeadLearningRate)
+    var list: [(Method, DownstreamMode)] = [
+      (.supervised, .fineTune(backboneRate: baselineRate, headRate: config.fineTuneHeadLearningRate)),
+      (.pix2repLinear, .linearProbe), (.pix2repFineTune, fineTune),
+      (.barlowLinear, .linearProbe), (.barlowFineTune, fineTune),
+    ]
+    if budget == 1 { list.append((.randomLinear, .linearProbe)) }
+    return list
+  }
+
+  /// Every downstream run of the reproduction, with the baseline's rate search, and the step times
+  /// measured here.
+  func makePlan(_ draws: [LabelledDraw], repeats: Int = 3) throws -> Plan {
+    var runs: [Plan.Run] = []
+    for d in draws {
+      let schedule = config.downstreamSchedule(trainingSlices: d.train.count)
+      for (method, mode) in methods(budget: d.budget, baselineRate: 0) where !finished(runStage(method, budget: d.budget, draw: d.draw)) {
+        var linear = false
+        if case .linearProbe = mode { linear = true }
+        runs.append(Plan.Run(method: method, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count, linearProbe: linear))
+      }
+      if d.draw == 1 && !finished("baseline-rate-\(d.budget)") {
+        for _ in 1..<max(config.baselineLearningRates.count, 1) {
+          runs.append(Plan.Run(method: .supervised, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count, linearProbe: false, searchOnly: true))
+        }
+      }
+    }
+    let times = Plan.measure(backend: backend, config: config, data: data.pretrainingTrain, repeats: repeats)
+    return Plan(
+      runs: runs, pretrainingSteps: config.pretrainingSteps,
+      pretrainingStages: PretrainingObjective.allCases.filter { !finished("pretrain-\($0.rawValue)") }.count,
+      times: times, testSlices: data.test.count, batch: config.downstreamBatch)
   }
 
   // MARK: - Stages
@@ -116,39 +179,71 @@ public struct Reproduction {
     try WeightsFile.write(values: values, config: config.model, to: url)
     try store.save(outcome, stage: stage)
     stageSeconds[stage] = outcome.seconds
+    say(String(format: "%@: best validation %.4f at step %d of %d; validation loss changed by %+.2f%% over the last quarter", stage,
+      outcome.bestValidationLoss, outcome.bestStep, outcome.steps, (outcome.relativeChangeLastQuarter ?? .nan) * 100))
+    tracker.finishedPretraining()
     return values
+  }
+
+  /// Whether a stage has finished (its result file exists).
+  func finished(_ stage: String) -> Bool { FileManager.default.fileExists(atPath: store.stageURL(stage).path) }
+
+  /// The random backbone for the random-backbone probe: its BatchNorm running statistics
+  /// re-estimated on the unlabelled pretraining slices (training-mode forward passes, cumulative
+  /// average, no weight change), so evaluation-mode BatchNorm normalises as it would after
+  /// training. Without this the statistics stay at mean 0, variance 1 and the probe sees a signal
+  /// that fades through the layers.
+  mutating func randomBackboneForProbing(_ random: [Float]) throws -> [Float] {
+    let stage = "random-backbone-statistics"
+    let url = store.weightsURL(stage)
+    if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
+    let start = Date()
+    var net = Pix2RepNetwork(config: config.model, backend: backend, values: random)
+    let train = data.pretrainingTrain
+    net.reestimateBatchNormStatistics(over: train.batches(of: config.downstreamBatch).lazy.map { train.imageTensor($0) as Tensor<Float> })
+    try WeightsFile.write(values: net.values, config: config.model, to: url)
+    let seconds = Date().timeIntervalSince(start)
+    try store.save(seconds, stage: stage)
+    say(String(format: "random backbone: BatchNorm running statistics re-estimated on the %d unlabelled pretraining slices in %.1f s (for the random-backbone probe)", train.count, seconds))
+    return net.values
   }
 
   /// The supervised baseline's backbone learning rate for a budget: chosen on the first draw's
   /// validation split among `baselineLearningRates`, then kept for the budget's other draws. The
   /// chosen rate's run is the first draw's baseline run (same seed, same schedule), so it is
   /// evaluated and stored as that run instead of being trained a second time.
-  mutating func baselineRate(budget: Int, draw: Int, patients: [Int], train: SliceSet, validation: SliceSet, random: [Float]) throws -> Double {
-    let stage = "baseline-rate-\(budget)"
+  mutating func baselineRate(_ d: LabelledDraw, random: [Float]) throws -> Double {
+    let stage = "baseline-rate-\(d.budget)"
     if let chosen = try store.load(Double.self, stage: stage) { return chosen }
-    precondition(draw == 1, "the baseline rate is chosen on the first draw")
+    precondition(d.draw == 1, "the baseline rate is chosen on the first draw")
     var best: (rate: Double, outcome: DownstreamOutcome, seconds: Double)? = nil
     var searchSeconds = 0.0
+    var tried: [(rate: Double, seconds: Double, steps: Int)] = []
     for rate in config.baselineLearningRates {
       let start = Date()
       let outcome = trainDownstream(
         backend: backend, mode: .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), initial: random,
-        train: train, validation: validation, config: config, seed: seed(runStage(.supervised, budget: budget, draw: draw)),
-        label: "baseline lr \(rate), budget \(budget)")
-      say(String(format: "  baseline lr %g: best validation loss %.4f", rate, outcome.bestValidationLoss))
+        train: d.train, validation: d.validation, config: config, seed: seed(runStage(.supervised, budget: d.budget, draw: d.draw)),
+        label: "baseline lr \(rate), budget \(d.budget)")
+      say(String(format: "  baseline lr %g: best validation loss %.4f at step %d of %d (%@)", rate, outcome.bestValidationLoss,
+        outcome.bestStep, outcome.steps, outcome.stopReason.rawValue))
       let seconds = Date().timeIntervalSince(start)
       searchSeconds += seconds
       if best == nil || outcome.bestValidationLoss < best!.outcome.bestValidationLoss {
         best = (rate, outcome, seconds)
       }
+      tried.append((rate, seconds, outcome.steps))
     }
     guard let best else { throw ExperimentError("no baseline learning rates to choose from") }
-    say("  baseline learning rate for budget \(budget): \(best.rate) (lowest validation loss)")
+    for t in tried {
+      tracker.finished(.supervised, budget: d.budget, draw: d.draw, searchOnly: t.rate != best.rate, seconds: t.seconds, steps: t.steps)
+    }
+    say("  baseline learning rate for budget \(d.budget): \(best.rate) (lowest validation loss)")
     // The rates not chosen (the chosen run's time is counted with the downstream runs).
     stageSeconds["baseline rate search", default: 0] += searchSeconds - best.seconds
-    let runStage = runStage(.supervised, budget: budget, draw: draw)
+    let runStage = runStage(.supervised, budget: d.budget, draw: d.draw)
     if try store.load(RunResult.self, stage: runStage) == nil {
-      _ = try record(.supervised, rate: best.rate, outcome: best.outcome, budget: budget, draw: draw, patients: patients, trainingSeconds: best.seconds)
+      _ = try record(.supervised, rate: best.rate, outcome: best.outcome, d, trainingSeconds: best.seconds)
       recordedBySearch.insert(runStage)
     }
     try store.save(best.rate, stage: stage)
@@ -159,11 +254,8 @@ public struct Reproduction {
   func runStage(_ method: Method, budget: Int, draw: Int) -> String { "run-\(method.key)-\(budget)-\(draw)" }
 
   /// One downstream run, trained and evaluated now or loaded.
-  mutating func downstream(
-    _ method: Method, mode: DownstreamMode, initial: [Float], budget: Int, draw: Int, patients: [Int],
-    train: SliceSet, validation: SliceSet
-  ) throws -> RunResult {
-    let stage = runStage(method, budget: budget, draw: draw)
+  mutating func downstream(_ method: Method, mode: DownstreamMode, initial: [Float], _ d: LabelledDraw) throws -> RunResult {
+    let stage = runStage(method, budget: d.budget, draw: d.draw)
     if let done = try store.load(RunResult.self, stage: stage) {
       if !recordedBySearch.contains(stage) {
         say(String(format: "  %@: finished earlier, Dice %.3f", method.rawValue, done.summary.mean))
@@ -173,31 +265,35 @@ public struct Reproduction {
     }
     let start = Date()
     let outcome = trainDownstream(
-      backend: backend, mode: mode, initial: initial, train: train, validation: validation, config: config,
-      seed: seed(stage), label: "\(method.rawValue), budget \(budget), draw \(draw)")
+      backend: backend, mode: mode, initial: initial, train: d.train, validation: d.validation, config: config,
+      seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)")
     var rate: Double? = nil
     if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
-    return try record(method, rate: rate, outcome: outcome, budget: budget, draw: draw, patients: patients, trainingSeconds: Date().timeIntervalSince(start))
+    let result = try record(method, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start))
+    tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
+    return result
   }
 
   /// Evaluates a trained downstream run on the test volumes and stores it as a finished stage.
   mutating func record(
-    _ method: Method, rate: Double?, outcome: DownstreamOutcome, budget: Int, draw: Int, patients: [Int], trainingSeconds: Double
+    _ method: Method, rate: Double?, outcome: DownstreamOutcome, _ d: LabelledDraw, trainingSeconds: Double
   ) throws -> RunResult {
     let start = Date()
     var net = Pix2RepNetwork(config: config.model, backend: backend, values: outcome.values)
     let scores = evaluate(&net, test: data.test, batchSize: config.downstreamBatch)
     let result = RunResult(
-      method: method, budget: budget, draw: draw, patients: patients, summary: DiceSummary(scores), volumes: scores,
+      method: method, budget: d.budget, draw: d.draw, patients: d.patients, summary: DiceSummary(scores), volumes: scores,
       chosenLearningRate: rate, steps: outcome.steps, bestValidationLoss: outcome.bestValidationLoss,
-      seconds: trainingSeconds + Date().timeIntervalSince(start), curve: outcome.curve)
-    if budget == 1 && draw == 1 {
+      seconds: trainingSeconds + Date().timeIntervalSince(start), curve: outcome.curve, bestStep: outcome.bestStep,
+      schedule: outcome.schedule, stopReason: outcome.stopReason)
+    if d.budget == 1 && d.draw == 1 {
       // Kept for the pictures and predictions (written before the stage, so a resumed run has them).
       try WeightsFile.write(values: outcome.values, config: config.model, to: downstreamWeightsURL(method))
     }
-    try store.save(result, stage: runStage(method, budget: budget, draw: draw))
-    say(String(format: "  %@: test Dice %.3f (RV %.3f, MYO %.3f, LV %.3f) after %d steps, %@", method.rawValue, result.summary.mean,
-      result.summary.perClass[0], result.summary.perClass[1], result.summary.perClass[2], outcome.steps, formatDuration(result.seconds)))
+    try store.save(result, stage: runStage(method, budget: d.budget, draw: d.draw))
+    say(String(format: "  %@: test Dice %.3f (RV %.3f, MYO %.3f, LV %.3f); stopped by %@ after %d steps (%.1f epochs), best at step %d; %@",
+      method.rawValue, result.summary.mean, result.summary.perClass[0], result.summary.perClass[1], result.summary.perClass[2],
+      outcome.stopReason.rawValue, outcome.steps, result.epochs ?? 0, outcome.bestStep, formatDuration(result.seconds)))
     stageSeconds["downstream", default: 0] += result.seconds
     return result
   }

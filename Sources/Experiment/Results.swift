@@ -36,10 +36,20 @@ public struct RunResult: Codable, Hashable, Sendable {
   public var seconds: Double
   /// The validation loss curve (nil in run folders from before it was stored).
   public var curve: [CurvePoint]?
+  /// The step of the best validation (whose weights are the run's result).
+  public var bestStep: Int?
+  /// Steps per epoch, validation interval, cap and patience of the run.
+  public var schedule: DownstreamSchedule?
+  /// Patience or the epoch cap.
+  public var stopReason: StopReason?
+
+  /// Epochs trained (steps over steps per epoch).
+  public var epochs: Double? { schedule.map { Double(steps) / Double($0.stepsPerEpoch) } }
 
   public init(
     method: Method, budget: Int, draw: Int, patients: [Int], summary: DiceSummary, volumes: [VolumeScore],
-    chosenLearningRate: Double?, steps: Int, bestValidationLoss: Double, seconds: Double, curve: [CurvePoint]? = nil
+    chosenLearningRate: Double?, steps: Int, bestValidationLoss: Double, seconds: Double, curve: [CurvePoint]? = nil,
+    bestStep: Int? = nil, schedule: DownstreamSchedule? = nil, stopReason: StopReason? = nil
   ) {
     self.method = method
     self.budget = budget
@@ -52,6 +62,9 @@ public struct RunResult: Codable, Hashable, Sendable {
     self.bestValidationLoss = bestValidationLoss
     self.seconds = seconds
     self.curve = curve
+    self.bestStep = bestStep
+    self.schedule = schedule
+    self.stopReason = stopReason
   }
 }
 

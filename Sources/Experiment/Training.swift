@@ -2,7 +2,7 @@ import Foundation
 import Reference
 
 /// Intensity-augmented copies of the slices at `indices`: each slice gets its own seeded draw of
-/// PROTOCOL's five transforms (noise, blur, gamma, bias field, inversion). (N, 1, S, S).
+/// the protocol's five transforms (noise, blur, gamma, bias field, inversion). (N, 1, S, S).
 func augmentedImages<Scalar: BinaryFloatingPoint & Sendable>(
   _ data: SliceSet, _ indices: [Int], rng: inout SplitMix64, as: Scalar.Type = Scalar.self
 ) -> Tensor<Scalar> {
@@ -28,6 +28,11 @@ func pretrainingBatch<Scalar: BinaryFloatingPoint & Sendable>(
 public struct CurvePoint: Codable, Hashable, Sendable {
   public var step: Int
   public var loss: Double
+
+  public init(step: Int, loss: Double) {
+    self.step = step
+    self.loss = loss
+  }
 }
 
 /// What a pretraining stage leaves besides its weights.
@@ -39,9 +44,23 @@ public struct PretrainingOutcome: Codable, Sendable {
   public var training: [CurvePoint]
   public var validation: [CurvePoint]
   public var seconds: Double
+  /// Relative change of the validation loss over the last quarter of pretraining,
+  /// (last - at 3/4) / |at 3/4|, from the validation nearest to three quarters of the steps (nil
+  /// in run folders from before it was recorded). Near 0: the loss has flattened.
+  public var relativeChangeLastQuarter: Double?
+
+  /// `relativeChangeLastQuarter` of a validation curve over `steps` steps.
+  public static func relativeChangeLastQuarter(_ curve: [CurvePoint], steps: Int) -> Double? {
+    guard let last = curve.last, curve.count >= 2 else { return nil }
+    let quarter = Double(steps) * 0.75
+    guard let reference = curve.dropLast().min(by: { abs(Double($0.step) - quarter) < abs(Double($1.step) - quarter) }),
+      reference.loss != 0
+    else { return nil }
+    return (last.loss - reference.loss) / abs(reference.loss)
+  }
 }
 
-/// Pretrains backbone f and projection head g with Adam (PROTOCOL section 3) and returns the
+/// Pretrains backbone f and projection head g with Adam (docs/PROTOCOL.md section 3) and returns the
 /// best-validation parameters (all groups, as Float) with the curves.
 /// `initial`, when given, replaces the seeded initial values (all groups; `verify reproduce --init`).
 func pretrain<B: Backend>(
@@ -66,6 +85,7 @@ func pretrain<B: Backend>(
   var trainingCurve: [CurvePoint] = [], validationCurve: [CurvePoint] = []
   let progress = ProgressPrinter(label, total: config.pretrainingSteps)
   var recent: [Double] = []
+  var extra = ""
   for step in 1...config.pretrainingSteps {
     let batch: PretrainingBatch<B.Scalar> = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng)
     let loss = net.pretrainingStep(batch, loss: settings, optimizer: &adam)
@@ -74,7 +94,6 @@ func pretrain<B: Backend>(
       trainingCurve.append(CurvePoint(step: step, loss: recent.reduce(0, +) / Double(recent.count)))
       recent.removeAll()
     }
-    var extra = ""
     if step % config.pretrainingValidationInterval == 0 || step == config.pretrainingSteps {
       var total = 0.0
       for b in validationBatches {
@@ -87,36 +106,52 @@ func pretrain<B: Backend>(
     }
     progress.update(step, loss: loss, extra: extra)
   }
+  progress.finish()
   let outcome = PretrainingOutcome(
     objective: settings.objective, steps: config.pretrainingSteps, bestStep: best.step, bestValidationLoss: best.loss,
-    training: trainingCurve, validation: validationCurve, seconds: Date().timeIntervalSince(start))
+    training: trainingCurve, validation: validationCurve, seconds: Date().timeIntervalSince(start),
+    relativeChangeLastQuarter: PretrainingOutcome.relativeChangeLastQuarter(validationCurve, steps: config.pretrainingSteps))
   return (best.values.map { Float($0) }, outcome)
 }
 
 // MARK: - Downstream
 
 /// How a downstream run trains.
-enum DownstreamMode {
+package enum DownstreamMode {
   /// Frozen backbone (running statistics), only the head.
   case linearProbe
   /// Backbone and head, each with its learning rate.
   case fineTune(backboneRate: Double, headRate: Double)
 }
 
+/// Why a downstream run stopped.
+public enum StopReason: String, Codable, Sendable {
+  /// `patience` validations without a new best.
+  case patience
+  /// The epoch cap.
+  case cap
+}
+
 /// The result of training a head (and maybe the backbone): the best-validation values.
-struct DownstreamOutcome {
-  var values: [Float]
-  var steps: Int
-  var bestValidationLoss: Double
-  var curve: [CurvePoint]
+package struct DownstreamOutcome {
+  package var values: [Float]
+  package var steps: Int
+  package var bestStep: Int
+  package var bestValidationLoss: Double
+  /// Validation loss at step 0 and at every validation.
+  package var curve: [CurvePoint]
+  package var schedule: DownstreamSchedule
+  package var stopReason: StopReason
 }
 
 /// Trains the segmentation head (linear probing) or the whole network (fine-tuning, baseline)
-/// with soft Dice on intensity-augmented training slices; validation every `validationInterval`
-/// steps keeps the best values; fine-tuning stops after `patience` validations without a new best.
-/// `initial` holds the starting parameters (a pretrained backbone, or a random one); the head
-/// is freshly initialised from `seed`.
-func trainDownstream<B: Backend>(
+/// with soft Dice on intensity-augmented training slices (docs/PROTOCOL.md section 4). Validation
+/// (un-augmented slices, evaluation mode) follows `config.downstreamSchedule`: every epoch or
+/// every `minimumValidationSteps` steps, whichever is longer; the run stops after `patience`
+/// validations without a new best or at the epoch cap, and returns its best-validation values
+/// (running statistics included). `initial` holds the starting parameters (a pretrained backbone,
+/// or a random one); the head is freshly initialised from `seed`.
+package func trainDownstream<B: Backend>(
   backend: B, mode: DownstreamMode, initial: [Float], train: SliceSet, validation: SliceSet,
   config: ExperimentConfig, seed: UInt64, label: String
 ) -> DownstreamOutcome {
@@ -128,27 +163,28 @@ func trainDownstream<B: Backend>(
   }
   var rng = SplitMix64(seed: seed, stream: 11)
   var sampler = BatchSampler(count: train.count, batchSize: config.downstreamBatch, rng: SplitMix64(seed: seed, stream: 12))
-  let steps: Int, patience: Int
+  let schedule = config.downstreamSchedule(trainingSlices: train.count)
   var adam: AdamOptimizer<B.Scalar>
   var cachedTrain: Tensor<B.Scalar>? = nil
   var cachedValidation: [Tensor<B.Scalar>] = []
+  let validationBatches = validation.batches(of: config.downstreamBatch)
   switch mode {
   case .linearProbe:
-    steps = config.linearProbeSteps
-    patience = Int.max
     adam = AdamOptimizer(layout: net.layout, learningRates: [.segmentation: config.linearProbeLearningRate])
-    cachedTrain = features(&net, train, train.batches(of: config.downstreamBatch))
-    cachedValidation = validation.batches(of: config.downstreamBatch).map { net.frozenFeatures(validation.imageTensor($0)) }
+    // The backbone is frozen, so the validation features never change.
+    cachedValidation = validationBatches.map { net.frozenFeatures(validation.imageTensor($0)) }
+    if config.linearProbeCachedFeatures {
+      cachedTrain = features(&net, train, train.batches(of: config.downstreamBatch))
+    }
   case .fineTune(let backboneRate, let headRate):
-    steps = config.fineTuneMaxSteps
-    patience = config.patience
     adam = AdamOptimizer(layout: net.layout, learningRates: [.backbone: backboneRate, .segmentation: headRate])
   }
+  let probing = !cachedValidation.isEmpty
 
   func validationLoss(_ net: inout Pix2RepNetwork<B>) -> Double {
     var total = 0.0
-    for (i, batch) in validation.batches(of: config.downstreamBatch).enumerated() {
-      let f = cachedValidation.isEmpty ? net.frozenFeatures(validation.imageTensor(batch)) : cachedValidation[i]
+    for (i, batch) in validationBatches.enumerated() {
+      let f = probing ? cachedValidation[i] : net.frozenFeatures(validation.imageTensor(batch))
       total += net.headLoss(features: f, labels: validation.labelBatch(batch)) * Double(batch.count)
     }
     return total / Double(validation.count)
@@ -157,20 +193,23 @@ func trainDownstream<B: Backend>(
   var best = (step: 0, loss: validationLoss(&net), values: net.values)
   var curve = [CurvePoint(step: 0, loss: best.loss)]
   var sinceBest = 0
-  let progress = ProgressPrinter(label, total: steps)
+  let progress = ProgressPrinter(label, total: schedule.maxSteps)
   var step = 0
-  while step < steps && sinceBest < patience {
+  while step < schedule.maxSteps && sinceBest < schedule.patience {
     step += 1
     let indices = sampler.next()
     let labels = train.labelBatch(indices)
     let (loss, gradients): (Double, [B.Scalar])
     if let cachedTrain {
       (loss, gradients) = net.headLossAndGradients(features: gather(cachedTrain, indices), labels: labels)
+    } else if probing {
+      let images: Tensor<B.Scalar> = augmentedImages(train, indices, rng: &rng)
+      (loss, gradients) = net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
     } else {
       (loss, gradients) = net.fineTuningLossAndGradients(images: augmentedImages(train, indices, rng: &rng), labels: labels)
     }
     adam.update(&net.values, gradients: gradients, backend: backend)
-    if step % config.validationInterval == 0 || step == steps {
+    if step % schedule.validationInterval == 0 || step == schedule.maxSteps {
       let v = validationLoss(&net)
       curve.append(CurvePoint(step: step, loss: v))
       if v < best.loss {
@@ -180,9 +219,16 @@ func trainDownstream<B: Backend>(
         sinceBest += 1
       }
     }
-    progress.update(step, loss: loss, extra: String(format: "best validation %.4f", best.loss))
+    progress.update(
+      step, loss: loss,
+      extra: String(format: "epoch %d, best validation %.4f at step %d, %d/%d without a new best", (step + schedule.stepsPerEpoch - 1) / schedule.stepsPerEpoch,
+        best.loss, best.step, sinceBest, schedule.patience),
+      open: true)
   }
-  return DownstreamOutcome(values: best.values.map { Float($0) }, steps: step, bestValidationLoss: best.loss, curve: curve)
+  progress.finish()
+  return DownstreamOutcome(
+    values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
+    schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
 }
 
 /// Frozen features of every slice (N, D, S, S), computed batch by batch in evaluation mode.

@@ -17,7 +17,7 @@ public struct OptimizedBackend: Backend {
   ///
   /// The first backend created also keeps freed memory in the process heap (`retainFreedMemory`),
   /// so that large tensors do not pay page faults on every call.
-  public init(workers: Int = defaultWorkerCount) {
+  public init(workers: Int = defaultWorkerCount()) {
     checkWorkers(workers)
     self.workers = workers
     _ = retainFreedMemory

@@ -4,8 +4,16 @@ import Synchronization
 
 // MARK: - Deterministic parallel loops
 
-/// The worker count used when none is given: every active processor.
-public var defaultWorkerCount: Int { max(1, min(16, ProcessInfo.processInfo.activeProcessorCount)) }
+/// The most worker threads a backend takes. The kernels' work is split into pieces that do not
+/// depend on the worker count (so results are bit-identical for any count); at the model sizes
+/// this package trains on a CPU there are too few pieces per layer to keep more threads busy.
+public let maximumWorkerCount = 16
+
+/// The worker count used when none is given: every active processor, at most `maximumWorkerCount`
+/// (a machine with more cores runs 16 workers).
+public func defaultWorkerCount(activeProcessors: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+  max(1, min(maximumWorkerCount, activeProcessors))
+}
 
 /// Runs `body(i)` for every `i` in `0 ..< count`, on up to `workers` threads.
 ///
@@ -41,8 +49,8 @@ func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
 @inlinable
 func roundUp(_ value: Int, _ multiple: Int) -> Int { (value + multiple - 1) / multiple * multiple }
 
-/// Checks a worker count from a caller (1 ... 16).
+/// Checks a worker count from a caller (1 ... `maximumWorkerCount`).
 @inlinable
 func checkWorkers(_ workers: Int) {
-  precondition((1...16).contains(workers), "workers must be in 1...16, got \(workers)")
+  precondition((1...maximumWorkerCount).contains(workers), "workers must be in 1...\(maximumWorkerCount), got \(workers)")
 }

@@ -31,7 +31,7 @@ enum EquivarianceCommand: VerifyCommand {
                       Default: the preset whose model matches a .p2rw file, else cpu.
       --seed N        the run seed (default 1).
       --out FILE.png  the picture (default: FILE's name with -equivariance.png, in the current folder).
-      --workers N     threads, 1-16 (default: all cores).
+      --workers N     threads, 1-16 (default: all cores, at most 16).
     """
 
   static func run(_ options: inout Options) throws {
@@ -40,7 +40,7 @@ enum EquivarianceCommand: VerifyCommand {
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     let url = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
     let seed = try options.uint64("seed", default: 1)
-    let workers = try options.int("workers", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...16)
+    let workers = try options.int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
     let isSafetensors = url.pathExtension == "safetensors"
     let stored: ModelConfig? = isSafetensors ? nil : try WeightsFile.storedConfiguration(at: url)
     let presetName = options.string("preset")

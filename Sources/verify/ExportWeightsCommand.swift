@@ -18,7 +18,7 @@ enum ExportWeightsCommand: VerifyCommand {
 
     Reads the best-validation pretrained weights of the run folder RUN (weights/pretrain-*.p2rw,
     checked against RUN/config.json) and writes them in the safetensors format with the official
-    state-dict names (PROTOCOL section 2).
+    state-dict names (docs/PROTOCOL.md section 2).
 
       --out FILE         the .safetensors file to write.
       --which W          pix2rep (InfoNCE, default) or pix2rep-v2 (Barlow Twins).
@@ -77,7 +77,7 @@ enum ExportWeightsCommand: VerifyCommand {
       var rng = SplitMix64(seed: 2024, stream: 7)
       let s = model.imageSize
       let input = Tensor<Float>(shape: Shape(1, model.inputChannels, s, s), data: (0..<(model.inputChannels * s * s)).map { _ in Float(rng.uniform()) })
-      var net = Pix2RepNetwork(config: model, backend: OptimizedBackend(workers: ProcessInfo.processInfo.activeProcessorCount), values: values)
+      var net = Pix2RepNetwork(config: model, backend: OptimizedBackend(workers: defaultWorkerCount()), values: values)
       let features = net.frozenFeatures(input)
       let sampleURL = URL(fileURLWithPath: sample, relativeTo: cwd).standardizedFileURL
       try writeAtomically(Data(Safetensors.encode([

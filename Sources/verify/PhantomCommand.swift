@@ -5,7 +5,7 @@ import Foundation
 /// [--checksum]`: writes the synthetic ACDC-like phantom and/or a picture of it.
 enum PhantomCommand: VerifyCommand {
   static let name = "phantom"
-  static let summary = "write the synthetic ACDC-like phantom (PHANTOM.md) and/or a PNG of it"
+  static let summary = "write the synthetic ACDC-like phantom (docs/PHANTOM.md) and/or a PNG of it"
   static let options = [
     OptionSpec("out", value: true), OptionSpec("seed", value: true), OptionSpec("difficulty", value: true),
     OptionSpec("grid", value: true), OptionSpec("patients", value: true), OptionSpec("png", value: true),
@@ -15,7 +15,7 @@ enum PhantomCommand: VerifyCommand {
     usage: verify phantom --out DIR [--seed N] [--difficulty D] [--grid G] [--patients LIST]
                           [--png FILE] [--checksum]
 
-    Writes the synthetic phantom of PHANTOM.md in the ACDC layout under DIR: training/patient001-100
+    Writes the synthetic phantom of docs/PHANTOM.md in the ACDC layout under DIR: training/patient001-100
     and testing/patient101-150 (groups DCM, HCM, MINF, NOR, RV in blocks of 20 and 10, as ACDC),
     each with Info.cfg and the ED and ES frames as NIfTI (float32 images in [0, 1], uint8 labels
     0 background, 1 RV, 2 myocardium, 3 LV). No 4D cine is written. It is a synthetic phantom, not

@@ -47,7 +47,7 @@ enum ProfileCommand: VerifyCommand {
         let names = ModelConfig.presets.map(\.name).joined(separator: ", ")
         throw VerifyError("unknown preset '\(presetName)' (choose one of \(names))", exitCode: 64)
       }
-      let workers = try options.int("workers", default: defaultWorkerCount, range: 1...16)
+      let workers = try options.int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
       let jsonPath = options.string("json")
       try profile(
         presetName: presetName, config: config, workers: workers, jsonPath: jsonPath,
@@ -217,9 +217,9 @@ struct ProfileMeasurement {
 /// A kernel call written once for any backend: `prepare` draws the inputs for a batch size and
 /// returns a closure that runs the kernel once and returns its outputs.
 struct ProfileProbe {
-  /// Pretraining batch per view (PROTOCOL section 3).
+  /// Pretraining batch per view (docs/PROTOCOL.md section 3).
   static let batch = 8
-  /// Segmentation batch (PROTOCOL section 4).
+  /// Segmentation batch (docs/PROTOCOL.md section 4).
   static let segmentationBatch = 16
 
   var name: String

@@ -1,6 +1,7 @@
 import Dataset
 import Experiment
 import Foundation
+import Optimized
 import Reference
 
 /// `verify reproduce`: the paper's protocol end to end (issue 6).
@@ -12,29 +13,38 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("run", value: true), OptionSpec("fresh", value: false), OptionSpec("workers", value: true),
     OptionSpec("require-reproduced", value: false), OptionSpec("yes", value: false),
     OptionSpec("init", value: true), OptionSpec("save-predictions", value: false),
+    OptionSpec("lp-cached-features", value: false),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
+                            [--lp-cached-features]
 
-    Runs PROTOCOL sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
+    Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
     fine-tuning of both backbones, the supervised U-Net (learning rate chosen on validation) and,
-    at one patient, a linear probe on a random backbone; hard 3D Dice on the test volumes. Prints
-    the Dice table beside the paper's claims and writes results.md, results.csv, results.json,
+    at one patient, a linear probe on a random backbone (its BatchNorm statistics re-estimated on
+    the unlabelled slices); every run validates every epoch or 20 steps, stops after 6 validations
+    without a new best (at most 200 epochs) and keeps its best weights; hard 3D Dice on the test
+    volumes. Before it starts it prints its time estimate from step times measured here. Prints
+    the Dice table beside the paper's claims, each judged on differences paired by draw with a 95%
+    interval, and writes log.txt, results.md, results.csv, results.json,
     pictures/ (segmentations, representation, pairing, annotation efficiency, loss curves) and a
     self-contained report.html into the run folder.
 
       --data DIR     an ACDC-layout folder (training/, testing/). Default: the synthetic phantom,
                      generated once into .cache/ in the current folder.
-      --preset P     smoke (minutes), cpu (default, under 45 minutes on 2 cores), paper (the
-                     paper's sizes; prints its time estimate and runs only with --yes).
+      --preset P     smoke (about a minute, CI's), cpu (default; the time estimate is printed
+                     first), paper (the paper's sizes; prints its time estimate and runs only
+                     with --yes).
       --seed N       seed of every draw (default 1).
       --run DIR      run folder (default runs/PRESET-seedN). Finished stages there are reused;
                      a folder made with another configuration is refused unless --fresh.
       --fresh        delete the run folder's finished stages first.
-      --workers N    threads, 1-16 (default: all cores). Results do not depend on it.
+      --workers N    threads, 1-16 (default: all cores, at most 16). Results do not depend on it.
       --require-reproduced  exit 2 when a claim is not reproduced.
+      --lp-cached-features  linear probing on cached features of un-augmented slices (faster;
+                     a deviation from the protocol, which augments them; recorded in the run).
       --init FILE    a .safetensors backbone (official U-Net keys, F32; num_batches_tracked and
                      head keys are ignored) that replaces the seeded random initialisation every
                      method starts from: both pretrainings, the supervised baseline and the
@@ -49,19 +59,14 @@ enum ReproduceCommand: VerifyCommand {
     try options.requireNoPositional(name)
     let presetName = options.string("preset") ?? "cpu"
     let seed = try options.uint64("seed", default: 1)
-    guard let config = ExperimentConfig.preset(presetName, seed: seed) else {
+    guard var config = ExperimentConfig.preset(presetName, seed: seed) else {
       throw VerifyError("unknown preset '\(presetName)' (choose one of \(ExperimentConfig.presetNames.joined(separator: ", ")))", exitCode: 64)
     }
-    let workers = try options.int("workers", default: ProcessInfo.processInfo.activeProcessorCount, range: 1...16)
+    config.linearProbeCachedFeatures = options.flag("lp-cached-features")
+    let workers = try options.int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     let runDirectory = options.string("run").map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL }
       ?? cwd.appendingPathComponent("runs/\(presetName)-seed\(seed)")
-
-    if presetName == "paper" && !options.flag("yes") {
-      say(PaperEstimate.describe(config: config, workers: workers))
-      say("Not started: add --yes to run the paper preset.")
-      return
-    }
 
     // The --init backbone is checked before the data are loaded, so a bad file fails at once.
     var initial: (entries: [SafetensorsEntry], file: String)? = nil
@@ -91,10 +96,18 @@ enum ReproduceCommand: VerifyCommand {
     say("verify reproduce: preset \(presetName), seed \(seed), \(workers) worker(s), run folder \(runDirectory.path)")
     say("  model: widths \(config.model.widths), D = \(config.model.features), S = \(config.model.imageSize), projection \(config.model.projectionHidden)-\(config.model.projectionOutput)")
     say("  pretraining: \(config.pretrainingSteps) steps, batch \(config.pretrainingBatch), lr \(config.pretrainingLearningRate), M = \(config.positions), tau = \(config.temperature), lambda = \(config.barlowLambda)")
-    say("  downstream: batch \(config.downstreamBatch); LP \(config.linearProbeSteps) steps lr \(config.linearProbeLearningRate); FT at most \(config.fineTuneMaxSteps) steps, lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate), validation every \(config.validationInterval), patience \(config.patience); baseline rate chosen from \(config.baselineLearningRates)")
+    say("  downstream: batch \(config.downstreamBatch); LP lr \(config.linearProbeLearningRate)\(config.linearProbeCachedFeatures ? " on cached un-augmented features" : " on augmented slices"); FT lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate); validation every epoch or \(config.minimumValidationSteps) steps, patience \(config.patience), at most \(config.maxEpochs) epochs; baseline rate chosen from \(config.baselineLearningRates)")
     say("  budgets \(config.budgets), draws \(config.budgets.map { config.drawCount(budget: $0) })")
+    if presetName == "paper" && !options.flag("yes") {
+      let reproduction = Reproduction(config: config, data: data, store: RunStore(directory: runDirectory), workers: workers)
+      say("paper preset, " + (try reproduction.estimate(repeats: 1)))
+      say("Not started: add --yes to run the paper preset.")
+      return
+    }
     let store = RunStore(directory: runDirectory)
     try store.open(configuration: RunIdentity(config: config, data: data.source, initial: initialIdentity), fresh: options.flag("fresh"))
+    try Console.shared.openLog(runDirectory.appendingPathComponent("log.txt"))
+    say("verify reproduce started \(Date()) (log: \(runDirectory.path)/log.txt)")
     var reproduction = Reproduction(config: config, data: data, store: store, workers: workers)
     reproduction.initialBackbone = initial
     reproduction.savePredictions = options.flag("save-predictions")
@@ -104,6 +117,14 @@ enum ReproduceCommand: VerifyCommand {
     say(report.diceTable())
     say("")
     say(report.claimsText)
+    say("")
+    if !report.sanity.isEmpty {
+      say("Sanity checks (reported, never used to steer training):")
+      for line in report.sanity { say("- " + line) }
+      say("")
+    }
+    say("Pretraining:")
+    say(report.pretrainingText)
     say("")
     say(report.equivarianceText)
     say("")

@@ -138,3 +138,14 @@ enum StepKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
   }
 }
+
+@Suite struct WorkerCountTests {
+  @Test("the default worker count is every core up to the cap, and a backend accepts it on any machine",
+    arguments: [1, 2, 15, 16, 17, 64, 256])
+  func defaultIsCappedAndAccepted(cores: Int) {
+    let workers = defaultWorkerCount(activeProcessors: cores)
+    #expect(workers == min(cores, maximumWorkerCount), "\(cores) cores gave \(workers) workers")
+    // The backend's precondition traps outside 1...maximumWorkerCount; constructing it must not.
+    #expect(OptimizedBackend(workers: workers).workers == workers)
+  }
+}

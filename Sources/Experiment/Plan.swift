@@ -1,0 +1,186 @@
+import Foundation
+import Optimized
+import Reference
+
+/// What a reproduction will train, and how long it should take here: measured step times times the
+/// steps each run can take. Runs stop early (patience), so a run's length is known only as a range
+/// (from stopping at the first chance to the epoch cap) until it has run; the estimate assumes
+/// `assumedBestValidation` and is corrected by the runs as they finish.
+struct Plan {
+  /// One downstream run to train.
+  struct Run {
+    var method: Method
+    var budget: Int
+    var draw: Int
+    var schedule: DownstreamSchedule
+    var validationSlices: Int
+    var linearProbe: Bool
+    /// A baseline run of the learning-rate search that is not kept (its time counts all the same).
+    var searchOnly = false
+  }
+
+  /// Seconds of the basic operations, measured on this machine with the run's backend.
+  struct StepTimes {
+    var pretraining: Double
+    var fineTuning: Double
+    var linearProbing: Double
+    /// A forward pass of one downstream batch in evaluation mode (validation, test prediction).
+    var forward: Double
+  }
+
+  /// The validation at which a run is assumed to find its best before the estimate has measured
+  /// runs: it then stops `patience` validations later (or at the cap).
+  static let assumedBestValidation = 4
+
+  var runs: [Run]
+  var pretrainingSteps: Int
+  var pretrainingStages: Int
+  var times: StepTimes
+  var testSlices: Int
+  var batch: Int
+
+  /// Validations before a run stops, if its best is at validation `best` (0 = the initial one).
+  static func validations(_ s: DownstreamSchedule, best: Int) -> Int {
+    min(best + s.patience, s.maxSteps / s.validationInterval)
+  }
+
+  /// Seconds of one run that trains `steps` steps.
+  func seconds(_ run: Run, steps: Int) -> Double {
+    let batches = Double((run.validationSlices + batch - 1) / batch)
+    let validations = Double(steps / run.schedule.validationInterval + 1)
+    let perStep = run.linearProbe ? times.linearProbing : times.fineTuning
+    let validation = run.linearProbe ? batches * times.forward : validations * batches * times.forward
+    let test = run.searchOnly ? 0 : Double((testSlices + batch - 1) / batch) * times.forward
+    return Double(steps) * perStep + validation + test
+  }
+
+  func steps(_ run: Run, best: Int) -> Int {
+    min(run.schedule.maxSteps, Plan.validations(run.schedule, best: best) * run.schedule.validationInterval)
+  }
+
+  /// (shortest, assumed, longest) seconds of the downstream runs.
+  var downstreamSeconds: (least: Double, assumed: Double, most: Double) {
+    runs.reduce((0, 0, 0)) { total, run in
+      (
+        total.0 + seconds(run, steps: steps(run, best: 0)),
+        total.1 + seconds(run, steps: steps(run, best: Plan.assumedBestValidation)),
+        total.2 + seconds(run, steps: run.schedule.maxSteps)
+      )
+    }
+  }
+
+  var pretrainingSeconds: Double { Double(pretrainingStages * pretrainingSteps) * times.pretraining }
+
+  /// The estimate printed before the run starts.
+  var description: String {
+    let d = downstreamSeconds
+    let lp = runs.filter(\.linearProbe).count
+    return """
+      estimate from step times measured here: pretraining step \(String(format: "%.3f", times.pretraining)) s, \
+      fine-tuning step \(String(format: "%.3f", times.fineTuning)) s, linear-probing step \(String(format: "%.3f", times.linearProbing)) s, \
+      forward pass of a batch \(String(format: "%.3f", times.forward)) s.
+        \(pretrainingStages) pretraining stage(s) of \(pretrainingSteps) steps: \(formatDuration(pretrainingSeconds)).
+        \(runs.count) downstream runs (\(lp) linear probes, \(runs.count - lp) fine-tuning or baseline, \
+      \(runs.filter(\.searchOnly).count) of them the baseline's rate search): at least \(formatDuration(d.least)) \
+      (every run stops at its first chance), at most \(formatDuration(d.most)) (every run to its cap); \
+      \(formatDuration(d.assumed)) if runs find their best at validation \(Plan.assumedBestValidation).
+        total: about \(formatDuration(pretrainingSeconds + d.assumed)) (between \(formatDuration(pretrainingSeconds + d.least)) and \
+      \(formatDuration(pretrainingSeconds + d.most))), not counting stages already finished in the run folder.
+      """
+  }
+
+  // MARK: - Measuring
+
+  /// Times one pretraining step, one fine-tuning step, one linear-probing step and one evaluation
+  /// forward pass at the configuration's sizes: the median of `repeats` after a warm-up, or with
+  /// `repeats` 1 a single timing without warm-up (the paper preset, where a step takes minutes).
+  static func measure(backend: OptimizedBackend, config: ExperimentConfig, data: SliceSet, repeats: Int) -> StepTimes {
+    var net = Pix2RepNetwork(config: config.model, backend: backend, seed: 1)
+    var rng = SplitMix64(seed: 1, stream: 99)
+    let b = min(config.downstreamBatch, data.count)
+    let indices = Array(0..<b)
+    let labels = data.labelBatch(indices)
+    func median(_ body: () -> Void) -> Double {
+      if repeats > 1 { body() }
+      var times: [Double] = []
+      for _ in 0..<max(repeats, 1) {
+        let start = Date()
+        body()
+        times.append(Date().timeIntervalSince(start))
+      }
+      return times.sorted()[times.count / 2]
+    }
+    let settings = PretrainingLoss(objective: .infoNCE, temperature: config.temperature, lambda: config.barlowLambda)
+    var adam = AdamOptimizer<Float>(layout: net.layout, learningRates: [.backbone: 1e-9, .projection: 1e-9, .segmentation: 1e-9])
+    let pretraining = median {
+      let batch: PretrainingBatch<Float> = pretrainingBatch(
+        data, Array(0..<min(config.pretrainingBatch, data.count)), positions: config.positions, rng: &rng)
+      _ = net.pretrainingStep(batch, loss: settings, optimizer: &adam)
+    }
+    let fineTuning = median {
+      let (_, g) = net.fineTuningLossAndGradients(images: augmentedImages(data, indices, rng: &rng), labels: labels)
+      adam.update(&net.values, gradients: g, backend: backend)
+    }
+    let linearProbing = median {
+      let images: Tensor<Float> = augmentedImages(data, indices, rng: &rng)
+      let (_, g) = net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
+      adam.update(&net.values, gradients: g, backend: backend)
+    }
+    let clean: Tensor<Float> = data.imageTensor(indices)
+    let forward = median { _ = net.predictLabels(features: net.frozenFeatures(clean)) }
+    return StepTimes(pretraining: pretraining, fineTuning: fineTuning, linearProbing: linearProbing, forward: forward)
+  }
+}
+
+/// A seeded draw of labelled patients for one budget, split into train and validation slices.
+struct LabelledDraw {
+  var budget: Int
+  var draw: Int
+  var patients: [Int]
+  var train: SliceSet
+  var validation: SliceSet
+}
+
+/// Runs done and the time left, updated as stages finish and shown after every progress line.
+/// The time left is the plan's assumed time of what remains, scaled by how the runs finished so
+/// far compare with their assumed time.
+struct Tracker {
+  var plan: Plan?
+  var remaining: [Plan.Run]
+  var pretrainingLeft: Int
+  var done = 0
+  var measured = 0.0
+  var assumed = 0.0
+
+  init(plan: Plan?) {
+    self.plan = plan
+    remaining = plan?.runs ?? []
+    pretrainingLeft = plan?.pretrainingStages ?? 0
+    update()
+  }
+
+  mutating func finishedPretraining() {
+    pretrainingLeft = max(0, pretrainingLeft - 1)
+    update()
+  }
+
+  /// A downstream run (or an unkept run of the rate search) finished after `seconds`.
+  mutating func finished(_ method: Method, budget: Int, draw: Int, searchOnly: Bool, seconds: Double, steps: Int) {
+    guard let plan,
+      let i = remaining.firstIndex(where: { $0.method == method && $0.budget == budget && $0.draw == draw && $0.searchOnly == searchOnly })
+    else { return }
+    let run = remaining.remove(at: i)
+    done += 1
+    measured += seconds
+    assumed += plan.seconds(run, steps: plan.steps(run, best: Plan.assumedBestValidation))
+    update()
+  }
+
+  func update() {
+    guard let plan else { return }
+    let scale = assumed > 0 ? measured / assumed : 1
+    let downstream = remaining.reduce(0.0) { $0 + plan.seconds($1, steps: plan.steps($1, best: Plan.assumedBestValidation)) }
+    let left = Double(pretrainingLeft * plan.pretrainingSteps) * plan.times.pretraining + downstream * scale
+    Console.shared.setStatus("\(done)/\(plan.runs.count) runs, about \(formatDuration(left)) left")
+  }
+}

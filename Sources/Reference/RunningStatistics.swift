@@ -1,0 +1,44 @@
+/// Re-estimating BatchNorm running statistics (the random-backbone control of docs/PROTOCOL.md
+/// section 4). A freshly initialised backbone has running mean 0 and variance 1 in every layer, so
+/// in evaluation mode its BatchNorm is the identity and the signal fades through the layers; a
+/// linear probe on it learns the background only. Before probing, the statistics are re-estimated
+/// on unlabelled slices the way PyTorch does with `momentum=None`: training-mode forward passes,
+/// each layer's running statistics set to the cumulative (equal-weight) average of its batch
+/// statistics. No weight changes.
+extension Pix2RepNetwork {
+  /// Sets every backbone BatchNorm layer's running mean and variance to the average, over
+  /// `batches`, of the batch mean and unbiased batch variance that the layer sees in a
+  /// training-mode forward pass. batches: images (N, 1, S, S) each, N·S·S > 1 at the bottleneck.
+  ///
+  /// How the batch statistics are read: a training-mode BatchNorm moves its running statistics by
+  /// `running = (1 - momentum)·running + momentum·batch`; with the running values set to 0 before
+  /// the pass it leaves `momentum·batch`, and dividing by the momentum gives the batch's values
+  /// (in training mode the running values do not affect the output).
+  public mutating func reestimateBatchNormStatistics<S: Sequence>(over batches: S) where S.Element == Tensor<Scalar> {
+    let running = layout.entries.filter { $0.group == .backbone && !$0.role.isTrainable }
+    var sums = [Double](repeating: 0, count: running.reduce(0) { $0 + $1.count })
+    var count = 0
+    for batch in batches {
+      for entry in running {
+        for i in entry.range { values[i] = 0 }
+      }
+      _ = backboneForward(batch, training: true)
+      var k = 0
+      for entry in running {
+        for i in entry.range {
+          sums[k] += Double(values[i]) / BatchNormConstants.momentum
+          k += 1
+        }
+      }
+      count += 1
+    }
+    precondition(count > 0, "reestimateBatchNormStatistics: no batches")
+    var k = 0
+    for entry in running {
+      for i in entry.range {
+        values[i] = Scalar(sums[k] / Double(count))
+        k += 1
+      }
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import Experiment
+import Reference
+import Testing
+
+/// The downstream schedule (validation interval, patience, cap) and the pretraining flatness figure.
+@Suite struct ScheduleTests {
+  @Test("an epoch is ceil(slices / batch) steps; validation every epoch or 20 steps, whichever is longer")
+  func scheduleArithmetic() {
+    let config = ExperimentConfig.cpu(seed: 1)
+    let onePatient = config.downstreamSchedule(trainingSlices: 18)
+    #expect(onePatient == DownstreamSchedule(stepsPerEpoch: 2, validationInterval: 20, maxSteps: 400, patience: 6))
+    #expect(onePatient.minimumSteps == 120)
+    let hundred = config.downstreamSchedule(trainingSlices: 1800)
+    #expect(hundred == DownstreamSchedule(stepsPerEpoch: 113, validationInterval: 113, maxSteps: 22_600, patience: 6))
+  }
+
+  @Test("the last quarter's relative change compares the last validation with the one nearest 3/4 of the steps")
+  func relativeChangeOverTheLastQuarter() {
+    let curve = [(100, 8.0), (200, 7.0), (300, 6.0), (400, 5.5)].map { CurvePoint(step: $0.0, loss: $0.1) }
+    let change = PretrainingOutcome.relativeChangeLastQuarter(curve, steps: 400)
+    #expect(change.map { abs($0 - (5.5 - 6) / 6) < 1e-12 } == true, "\(String(describing: change))")
+    #expect(PretrainingOutcome.relativeChangeLastQuarter([CurvePoint(step: 400, loss: 1)], steps: 400) == nil)
+  }
+
+  /// Four labelled 4 x 4 slices of the tiny model, each with every class.
+  static func slices(seed: UInt64) -> SliceSet {
+    var rng = SplitMix64(seed: seed)
+    var set = SliceSet(size: 4)
+    for i in 0..<4 {
+      set.append(
+        image: (0..<16).map { _ in Float(rng.uniform()) }, label: (0..<16).map { UInt8($0 % 4) },
+        volume: .init(patient: i / 2, phase: "ED"))
+    }
+    return set
+  }
+
+  static func config(_ change: (inout ExperimentConfig) -> Void) -> ExperimentConfig {
+    var config = ExperimentConfig.smoke(seed: 1)
+    config.model = .tiny
+    change(&config)
+    return config
+  }
+
+  @Test("a run whose validation never improves stops by patience and returns its initial weights")
+  func patienceStopsARunThatDoesNotImprove() {
+    // Learning rate 0: the validation loss stays at its initial value, which no later one beats.
+    let config = Self.config {
+      $0.linearProbeLearningRate = 0
+      $0.minimumValidationSteps = 3
+      $0.patience = 2
+    }
+    let initial = Pix2RepNetwork(config: .tiny, backend: ReferenceBackend(), seed: 5).values.map { Float($0) }
+    let outcome = trainDownstream(
+      backend: ReferenceBackend(), mode: .linearProbe, initial: initial, train: Self.slices(seed: 1),
+      validation: Self.slices(seed: 2), config: config, seed: 9, label: "test")
+    #expect(outcome.stopReason == .patience)
+    #expect(outcome.steps == 6, "validation every 3 steps, patience 2")
+    #expect(outcome.bestStep == 0)
+    #expect(outcome.curve.map(\.step) == [0, 3, 6])
+    for entry in ParameterLayout(config: .tiny).entries where entry.group == .backbone {
+      #expect(Array(outcome.values[entry.range]) == Array(initial[entry.range]), "\(entry.name) changed in linear probing")
+    }
+  }
+
+  @Test("a run still improving at the cap stops by the cap with its best weights")
+  func theCapStopsARunThatKeepsImproving() {
+    let config = Self.config {
+      $0.maxEpochs = 3
+      $0.minimumValidationSteps = 1
+      $0.patience = 100
+    }
+    let initial = Pix2RepNetwork(config: .tiny, backend: ReferenceBackend(), seed: 5).values.map { Float($0) }
+    let outcome = trainDownstream(
+      backend: ReferenceBackend(), mode: .fineTune(backboneRate: 1e-3, headRate: 1e-2), initial: initial,
+      train: Self.slices(seed: 1), validation: Self.slices(seed: 1), config: config, seed: 9, label: "test")
+    #expect(outcome.stopReason == .cap)
+    #expect(outcome.steps == 3, "one step per epoch (4 slices), 3 epochs")
+    #expect(outcome.curve.count == 4)
+    let best = outcome.curve.min { $0.loss < $1.loss }!
+    #expect(outcome.bestStep == best.step && outcome.bestValidationLoss == best.loss)
+  }
+}

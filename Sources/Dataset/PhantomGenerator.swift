@@ -265,20 +265,18 @@ public struct PhantomGenerator: Sendable {
       let path = url.standardizedFileURL.path
       files.append((path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path, url))
     }
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    func mix(_ bytes: [UInt8]) {
-      for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-    }
+    var hash = FNV1a()
     for (relative, url) in files.sorted(by: { $0.0 < $1.0 }) {
       guard let data = try? Data(contentsOf: url) else { throw DataError(url: url, "could not be read") }
       var bytes = [UInt8](data)
       if relative.hasSuffix(".gz") {
         do { bytes = try Gzip.decompress(bytes) } catch { throw DataError(url: url, error.reason) }
       }
-      mix(Array(relative.utf8) + [0])
-      mix(bytes)
+      hash.combine(relative.utf8)
+      hash.combine([0])
+      hash.combine(bytes)
     }
-    let hex = String(hash, radix: 16)
+    let hex = String(hash.value, radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
   }
 }

@@ -239,15 +239,3 @@ extension Reproduction {
     return pictures
   }
 }
-
-extension Reproduction {
-  /// The seed of a named stage for a run seed (FNV-1a of the name as a SplitMix64 stream). The one
-  /// derivation: `Reproduction.seed(_:)` calls it, and `verify equivariance` uses it to measure on
-  /// the slices and transforms of `verify reproduce`.
-  public static func stageSeed(_ stage: String, runSeed: UInt64) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in stage.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    var rng = SplitMix64(seed: runSeed, stream: h)
-    return rng.next()
-  }
-}

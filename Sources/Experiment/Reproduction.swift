@@ -47,6 +47,14 @@ public struct Reproduction {
     Reproduction.stageSeed(stage, runSeed: config.seed)
   }
 
+  /// The seed of a named stage for a run seed (FNV-1a of the name as a SplitMix64 stream). The one
+  /// derivation: `seed(_:)` calls it, and `verify equivariance` uses it to measure on the slices
+  /// and transforms of `verify reproduce`.
+  public static func stageSeed(_ stage: String, runSeed: UInt64) -> UInt64 {
+    var rng = SplitMix64(seed: runSeed, stream: FNV1a.hash(stage.utf8))
+    return rng.next()
+  }
+
   /// Runs (or resumes) everything and returns the report.
   public mutating func run() throws -> Report {
     let start = Date()

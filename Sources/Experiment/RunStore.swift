@@ -81,3 +81,18 @@ public struct ExperimentError: Error, CustomStringConvertible, LocalizedError {
   public var description: String { message }
   public var errorDescription: String? { message }
 }
+
+/// What a run folder is tied to: the configuration, the data source and the initial backbone. A
+/// resume under another identity is refused (`RunStore.open`).
+public struct RunIdentity: Codable, Equatable, Sendable {
+  public var config: ExperimentConfig
+  public var data: String
+  /// The `--init` backbone (file name and checksum of its tensors), nil for the seeded initialisation.
+  public var initial: String? = nil
+
+  public init(config: ExperimentConfig, data: String, initial: String? = nil) {
+    self.config = config
+    self.data = data
+    self.initial = initial
+  }
+}

@@ -18,7 +18,7 @@ public enum WeightsFile {
     var payload = [UInt8]()
     payload.reserveCapacity(values.count * 4)
     for v in values { append(&payload, v.bitPattern) }
-    append(&bytes, fnv1a(payload))
+    append(&bytes, FNV1a.hash(payload))
     append(&bytes, UInt32(json.count))
     bytes += json
     bytes += payload
@@ -52,7 +52,7 @@ public enum WeightsFile {
     }
     let payload = Array(try take(count * 4))
     guard offset == bytes.count else { throw ExperimentError("\(name): trailing bytes after the weights") }
-    guard fnv1a(payload) == checksum else { throw ExperimentError("\(name): checksum mismatch, the file is damaged") }
+    guard FNV1a.hash(payload) == checksum else { throw ExperimentError("\(name): checksum mismatch, the file is damaged") }
     return (0..<count).map { Float(bitPattern: read32(payload[(4 * $0)..<(4 * $0 + 4)])) }
   }
 
@@ -66,12 +66,5 @@ public enum WeightsFile {
 
   static func read64(_ s: ArraySlice<UInt8>) -> UInt64 {
     s.reversed().reduce(0) { $0 << 8 | UInt64($1) }
-  }
-
-  /// 64-bit FNV-1a.
-  static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return h
   }
 }

@@ -78,7 +78,7 @@ enum ReproduceCommand: VerifyCommand {
       try Safetensors.loadBackbone(file.entries, file: url.lastPathComponent, into: &check, layout: ParameterLayout(config: config.model))
       initial = (file.entries, url.lastPathComponent)
       let bytes = file.entries.sorted { $0.name < $1.name }.flatMap(\.bytes)
-      initialIdentity = "\(url.lastPathComponent), FNV-1a \(String(fnv1a(bytes), radix: 16))"
+      initialIdentity = "\(url.lastPathComponent), FNV-1a \(String(FNV1a.hash(bytes), radix: 16))"
     }
     let data: any ExperimentData
     if let path = options.string("data") {
@@ -133,19 +133,4 @@ enum ReproduceCommand: VerifyCommand {
       throw VerifyError("--require-reproduced: not every claim was reproduced", exitCode: 2)
     }
   }
-}
-
-/// What a run folder is tied to: the configuration and the data source.
-struct RunIdentity: Codable, Equatable {
-  var config: ExperimentConfig
-  var data: String
-  /// The `--init` backbone (file name and checksum of its tensors), nil for the seeded initialisation.
-  var initial: String? = nil
-}
-
-/// 64-bit FNV-1a.
-func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-  var h: UInt64 = 0xcbf2_9ce4_8422_2325
-  for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-  return h
 }

@@ -131,9 +131,7 @@ func compareBits(_ context: String, actual: [LabeledOutput], expected: [LabeledO
 
 /// Seed of one case, so every case draws different numbers and reruns draw the same.
 func caseSeed(_ kernel: any RegressionKernel, _ index: Int) -> UInt64 {
-  var h: UInt64 = 0xCBF2_9CE4_8422_2325
-  for byte in kernel.name.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }
-  return h &+ UInt64(index)
+  FNV1a.hash(kernel.name.utf8) &+ UInt64(index)
 }
 
 func runKernel<B: Backend>(_ kernel: any RegressionKernel, on backend: B, case index: Int) -> [LabeledOutput] {

@@ -15,12 +15,11 @@ public struct OptimizedBackend: Backend {
 
   /// - Parameter workers: 1 ... 16; default every active processor (at most 16).
   ///
-  /// The first backend created also keeps freed memory in the process heap (`retainFreedMemory`),
-  /// so that large tensors do not pay page faults on every call.
+  /// An executable should also call `retainFreedMemory()` once, so that large tensors do not pay
+  /// page faults on every call.
   public init(workers: Int = defaultWorkerCount()) {
     checkWorkers(workers)
     self.workers = workers
-    _ = retainFreedMemory
   }
 
   public func conv3x3Forward(input: Tensor<Float>, weight: [Float], outputChannels: Int) -> Tensor<Float> {

@@ -3,9 +3,9 @@ import Dispatch
 // MARK: - The machine's measured peak
 
 /// The best Float32 GEMM throughput this code reaches on this machine, measured rather than taken
-/// from a datasheet: every worker runs the 4 x 24 broadcast-FMA micro-kernel that the convolutions
-/// and GEMMs use (`gemmTile`) over packed panels that stay in L1, so the figure is the kernel's
-/// ceiling with no memory traffic. Returns the best GFLOP/s of `trials` runs of `seconds` each.
+/// from a datasheet: every worker runs the 4 x 24 broadcast-FMA step that the convolutions' and
+/// GEMMs' tiles are built from (`Tile4x3.broadcastStep`, the inner loop of `gemmTile`) over packed
+/// panels that stay in L1, so the figure is that step's ceiling with no memory traffic. Returns the best GFLOP/s of `trials` runs of `seconds` each.
 public func measurePeakGFLOPS(workers: Int, seconds: Double = 0.1, trials: Int = 5) -> Double {
   checkWorkers(workers)
   let depth = 256

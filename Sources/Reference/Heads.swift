@@ -1,7 +1,8 @@
 /// Activations of the projection head up to its last layer: h = ReLU(BN(net.0 · f)).
 public struct ProjectionHidden<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
   public var input: Tensor<Scalar>
-  public var hidden: Tensor<Scalar>
+  /// net.0 · f, before BatchNorm: (N, projectionHidden, S, S).
+  public var beforeNorm: Tensor<Scalar>
   public var norm: BatchNormSaved<Scalar>
   /// h: (N, projectionHidden, S, S).
   public var relu: Tensor<Scalar>
@@ -10,13 +11,14 @@ public struct ProjectionHidden<Scalar: BinaryFloatingPoint & Sendable>: Sendable
 /// Activations the projection head's backward needs.
 public struct ProjectionTape<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
   public var input: Tensor<Scalar>
-  public var hidden: Tensor<Scalar>
+  /// net.0 · f, before BatchNorm: (N, projectionHidden, S, S).
+  public var beforeNorm: Tensor<Scalar>
   public var norm: BatchNormSaved<Scalar>
   public var relu: Tensor<Scalar>
   /// g(f(x)): (N, projectionOutput, S, S).
   public var output: Tensor<Scalar>
 
-  var hiddenPart: ProjectionHidden<Scalar> { ProjectionHidden(input: input, hidden: hidden, norm: norm, relu: relu) }
+  var hiddenPart: ProjectionHidden<Scalar> { ProjectionHidden(input: input, beforeNorm: beforeNorm, norm: norm, relu: relu) }
 }
 
 extension Pix2RepNetwork {
@@ -27,7 +29,7 @@ extension Pix2RepNetwork {
   public mutating func projectionForward(_ features: Tensor<Scalar>, training: Bool) -> ProjectionTape<Scalar> {
     let h = projectionHiddenForward(features, training: training)
     let output = backend.conv1x1Forward(input: h.relu, weight: parameter("net.3.weight"), bias: parameter("net.3.bias"))
-    return ProjectionTape(input: h.input, hidden: h.hidden, norm: h.norm, relu: h.relu, output: output)
+    return ProjectionTape(input: h.input, beforeNorm: h.beforeNorm, norm: h.norm, relu: h.relu, output: output)
   }
 
   /// Backward of g; adds parameter gradients and returns dL/dfeatures.
@@ -46,7 +48,7 @@ extension Pix2RepNetwork {
       input: features, weight: parameter("net.0.weight"), bias: parameter("net.0.bias"))
     let (normed, saved) = batchNorm("net.1", hidden, training: training)
     let relu = backend.reluForward(input: normed)
-    return ProjectionHidden(input: features, hidden: hidden, norm: saved, relu: relu)
+    return ProjectionHidden(input: features, beforeNorm: hidden, norm: saved, relu: relu)
   }
 
   /// Backward of `projectionHiddenForward` from dL/dh; adds parameter gradients and returns
@@ -55,7 +57,7 @@ extension Pix2RepNetwork {
     _ tape: ProjectionHidden<Scalar>, gradRelu: Tensor<Scalar>, gradients: inout [Scalar]
   ) -> Tensor<Scalar> {
     var grad = backend.reluBackward(output: tape.relu, gradOutput: gradRelu)
-    grad = batchNormBackward("net.1", input: tape.hidden, saved: tape.norm, gradOutput: grad, gradients: &gradients)
+    grad = batchNormBackward("net.1", input: tape.beforeNorm, saved: tape.norm, gradOutput: grad, gradients: &gradients)
     let first = backend.conv1x1Backward(input: tape.input, weight: parameter("net.0.weight"), gradOutput: grad)
     accumulate(first.gradWeight, into: &gradients, "net.0.weight")
     accumulate(first.gradBias, into: &gradients, "net.0.bias")

@@ -9,7 +9,7 @@ import Foundation
 // parameters apply to every plane; `augmentIntensity(batch:parameters:)` gives each sample its own.
 
 /// docs/PROTOCOL.md section 3's probabilities and ranges (code).
-public enum IntensityAugmentationProtocol {
+public enum IntensityAugmentationDistribution {
   /// Additive noise with sigma ~ U(0, maxNoiseSigma).
   public static let noiseProbability = 0.3
   public static let maxNoiseSigma = 0.5
@@ -78,7 +78,7 @@ public struct IntensityParameters: Hashable, Sendable, Codable {
 /// parameters follow: noise sigma then a 64-bit field seed; blur sigma x then y; b; the ten
 /// coefficients.
 public func sampleIntensityParameters(rng: inout SplitMix64) -> IntensityParameters {
-  let p = IntensityAugmentationProtocol.self
+  let p = IntensityAugmentationDistribution.self
   var parameters = IntensityParameters()
   if rng.bernoulli(p.noiseProbability) {
     let sigma = rng.uniform(0, p.maxNoiseSigma)

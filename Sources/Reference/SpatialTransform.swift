@@ -38,7 +38,7 @@ public struct SpatialTransformParameters: Hashable, Sendable, Codable {
 }
 
 /// docs/PROTOCOL.md section 3's ranges and probabilities for phi (code).
-public enum SpatialTransformProtocol {
+public enum SpatialTransformDistribution {
   /// theta ~ U(-maxAngle, maxAngle).
   public static let maxAngle = Double.pi / 2
   /// s ~ U(minScale, maxScale); then t_x, t_y ~ U(-(1 - s), 1 - s).
@@ -53,7 +53,7 @@ public enum SpatialTransformProtocol {
 /// this order: theta, s, t_x, t_y, then one uniform u choosing the flip (x when u < 0.45, y when
 /// u < 0.77, otherwise none).
 public func sampleSpatialTransform(rng: inout SplitMix64) -> SpatialTransformParameters {
-  let p = SpatialTransformProtocol.self
+  let p = SpatialTransformDistribution.self
   let theta = rng.uniform(-p.maxAngle, p.maxAngle)
   let scale = rng.uniform(p.minScale, p.maxScale)
   let offsetX = rng.uniform(-(1 - scale), 1 - scale)

@@ -1,4 +1,5 @@
 import Foundation
+import Optimized
 
 // The `verify` command line: one subcommand per file, dispatched by name.
 
@@ -18,6 +19,9 @@ func usage(_ commands: [any VerifyCommand.Type]) -> String {
   }
   return text + "\n`verify <command> --help` describes a command's options."
 }
+
+// Keep freed tensors in the heap instead of unmapping them (page faults cost more than the kernels).
+retainFreedMemory()
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, name != "--help", name != "-h", name != "help" else {

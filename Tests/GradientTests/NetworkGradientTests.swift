@@ -52,7 +52,7 @@ import TestSupport
     let tape = net.backboneForward(images, training: true)
     let projection = net.projectionForward(tape.output, training: true)
     // BN weight is 1 and bias 0 at initialisation, so the pre-ReLU value is the normalised one.
-    var normalised: [(Tensor<Double>, BatchNormSaved<Double>)] = [(projection.hidden, projection.norm)]
+    var normalised: [(Tensor<Double>, BatchNormSaved<Double>)] = [(projection.beforeNorm, projection.norm)]
     for block in [tape.inc] + tape.downs.map(\.block) + tape.ups.map(\.block) {
       normalised += [(block.conv1, block.norm1), (block.conv2, block.norm2)]
     }

@@ -12,7 +12,7 @@ import TestSupport
 
 /// The shape of one case: the main input (N, C, H, W), a second channel count (output channels,
 /// the second tensor of a concatenation, Adam's step, ...) and a variant flag whose meaning each
-/// kernel states in `describe`.
+/// kernel states in the doc comment of its `cases` (KernelRegistry.swift).
 struct KernelShape: Sendable, CustomStringConvertible {
   var n: Int, c: Int, h: Int, w: Int
   var other: Int

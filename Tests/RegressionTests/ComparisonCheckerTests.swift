@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// The checks the harness relies on must be able to fail.
-@Suite struct CheckerTests {
+@Suite struct ComparisonCheckerTests {
   /// A conv3x3 case's outputs on both backends.
   func conv3x3Outputs() -> (optimized: [LabeledOutput], reference: [LabeledOutput]) {
     let kernel = Conv3x3Kernel()

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// The gradient checker itself must fail on a wrong backward, and say where.
-@Suite struct CheckerTests {
+@Suite struct FiniteDifferenceCheckerTests {
   let shape = Shape(2, 3, 2, 3)
   let outputChannels = 2
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: every test target in a release build (the numeric tests are
 # 10-200x slower in debug builds), after an end-to-end `verify reproduce --preset smoke` that must
-# write all three result files.
+# write all three result files, and the same run as separate stage processes.
 set -euo pipefail
 cd "$(dirname "$0")"
 swift build -c release --product verify
@@ -15,4 +15,23 @@ for f in results.md results.csv results.json report.html pictures/efficiency.svg
   fi
 done
 echo "test.sh: smoke reproduction wrote results.md, results.csv, results.json, report.html and pictures/"
+
+# The same smoke reproduction as separate stage processes, two at a time, level by level (what a
+# job scheduler does with --list-stages and --stage), then the plain command to assemble the table:
+# results.csv must equal the single-process run's byte for byte.
+verify="$(swift build -c release --show-bin-path)/verify"
+staged=.build/ci-smoke-staged
+staged_log=.build/ci-smoke-staged.log
+rm -rf "$staged" "$staged_log"
+for level in 0 1; do
+  if ! "$verify" reproduce --preset smoke --list-stages | awk -v level="$level" '$1 == level { print $2 }' |
+    xargs -P 2 -I{} "$verify" reproduce --preset smoke --run "$staged" --stage {} >> "$staged_log" 2>&1; then
+    tail -n 20 "$staged_log" >&2
+    echo "test.sh: a stage process of level $level failed (log: $staged_log)" >&2
+    exit 1
+  fi
+done
+"$verify" reproduce --preset smoke --run "$staged" >> "$staged_log" 2>&1
+cmp "$smoke_run/results.csv" "$staged/results.csv"
+echo "test.sh: the smoke reproduction run as separate stage processes gave the same results.csv"
 swift test -c release "$@"

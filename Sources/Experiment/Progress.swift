@@ -20,14 +20,11 @@ public final class Console: @unchecked Sendable {
   private var status = ""
 
   /// Appends every later message and progress line to `url` (created if missing).
+  /// Opened for appending (O_APPEND), so several processes of one run folder (`--stage`) can share it.
   public func openLog(_ url: URL) throws {
-    if !FileManager.default.fileExists(atPath: url.path) {
-      guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-        throw ExperimentError("\(url.path): cannot create the run log")
-      }
-    }
-    let handle = try FileHandle(forWritingTo: url)
-    try handle.seekToEnd()
+    let fd = open(url.path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+    guard fd >= 0 else { throw ExperimentError("\(url.path): cannot open the run log") }
+    let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     lock.withLock { log = handle }
   }
 

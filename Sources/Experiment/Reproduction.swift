@@ -60,10 +60,8 @@ public struct Reproduction {
     let start = Date()
     say("data: \(data.source)")
     say("  pretraining slices: \(data.pretrainingTrain.count) train, \(data.pretrainingValidation.count) validation; test: \(data.test.count) slices in \(data.test.volumes.count) volumes")
-    // The random backbone every method starts from before its own training (same init for all).
-    var random = Pix2RepNetwork(config: config.model, backend: backend, seed: seed("init")).values
+    let random = try randomInitial()
     if let initial = initialBackbone {
-      try Safetensors.loadBackbone(initial.entries, file: initial.file, into: &random, layout: ParameterLayout(config: config.model))
       say("initial backbone: \(initial.file) (replaces the random initialisation of every method)")
     }
     let draws = try labelledDraws()
@@ -81,14 +79,8 @@ public struct Reproduction {
       say("budget \(d.budget), draw \(d.draw): patients \(d.patients.map(String.init).joined(separator: ", ")) (\(d.train.count) train, \(d.validation.count) validation slices)")
       let rate = try baselineRate(d, random: random)
       if d.draw == 1 { chosenRates.append("budget \(d.budget): \(rate)") }
-      for (method, mode) in methods(budget: d.budget, baselineRate: rate) {
-        let initial: [Float]
-        switch method {
-        case .supervised: initial = random
-        case .pix2repLinear, .pix2repFineTune: initial = backbones[.infoNCE]!
-        case .barlowLinear, .barlowFineTune: initial = backbones[.barlowTwins]!
-        case .randomLinear: initial = probedRandom
-        }
+      for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: rate) {
+        let initial = Reproduction.initial(method, random: random, probedRandom: probedRandom, backbones: backbones)
         runs.append(try downstream(method, mode: mode, initial: initial, d))
       }
     }
@@ -131,9 +123,31 @@ public struct Reproduction {
     return draws
   }
 
+  /// The random backbone every method starts from before its own training (the same for all):
+  /// the seeded initialisation, or the `--init` backbone.
+  func randomInitial() throws -> [Float] {
+    var random = Pix2RepNetwork(config: config.model, backend: backend, seed: seed("init")).values
+    if let initial = initialBackbone {
+      try Safetensors.loadBackbone(initial.entries, file: initial.file, into: &random, layout: ParameterLayout(config: config.model))
+    }
+    return random
+  }
+
+  /// The weights a method's downstream run starts from.
+  static func initial(
+    _ method: Method, random: [Float], probedRandom: [Float], backbones: [PretrainingObjective: [Float]]
+  ) -> [Float] {
+    switch method {
+    case .supervised: random
+    case .pix2repLinear, .pix2repFineTune: backbones[.infoNCE]!
+    case .barlowLinear, .barlowFineTune: backbones[.barlowTwins]!
+    case .randomLinear: probedRandom
+    }
+  }
+
   /// The methods trained on every draw of a budget, in table order (the random-backbone control at
   /// budget 1 only).
-  func methods(budget: Int, baselineRate: Double) -> [(Method, DownstreamMode)] {
+  static func methods(_ config: ExperimentConfig, budget: Int, baselineRate: Double) -> [(Method, DownstreamMode)] {
     let fineTune = DownstreamMode.fineTune(backboneRate: config.fineTuneBackboneLearningRate, headRate: config.fineTuneHeadLearningRate)
     var list: [(Method, DownstreamMode)] = [
       (.supervised, .fineTune(backboneRate: baselineRate, headRate: config.fineTuneHeadLearningRate)),
@@ -150,7 +164,7 @@ public struct Reproduction {
     var runs: [Plan.Run] = []
     for d in draws {
       let schedule = config.downstreamSchedule(trainingSlices: d.train.count)
-      for (method, mode) in methods(budget: d.budget, baselineRate: 0) where !finished(runStage(method, budget: d.budget, draw: d.draw)) {
+      for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: 0) where !finished(runStage(method, budget: d.budget, draw: d.draw)) {
         var linear = false
         if case .linearProbe = mode { linear = true }
         runs.append(Plan.Run(method: method, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count, linearProbe: linear))
@@ -179,6 +193,14 @@ public struct Reproduction {
       stageSeconds[stage] = outcome.seconds
       return try WeightsFile.read(from: url, expecting: config.model)
     }
+    return try store.withClaim(stage) {
+      if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
+      return try runPretraining(objective, initial: initial, stage: stage, url: url)
+    }
+  }
+
+  /// Trains one pretraining stage and stores its weights and outcome.
+  mutating func runPretraining(_ objective: PretrainingObjective, initial: [Float]?, stage: String, url: URL) throws -> [Float] {
     say("\(stage): \(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate)")
     let settings = PretrainingLoss(objective: objective, temperature: config.temperature, lambda: config.barlowLambda)
     let (values, outcome) = Experiment.pretrain(
@@ -205,6 +227,14 @@ public struct Reproduction {
     let stage = "random-backbone-statistics"
     let url = store.weightsURL(stage)
     if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
+    return try store.withClaim(stage) {
+      if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
+      return try reestimate(random, stage: stage, url: url)
+    }
+  }
+
+  /// Re-estimates the random backbone's BatchNorm statistics and stores the result.
+  func reestimate(_ random: [Float], stage: String, url: URL) throws -> [Float] {
     let start = Date()
     var net = Pix2RepNetwork(config: config.model, backend: backend, values: random)
     let train = data.pretrainingTrain
@@ -223,6 +253,14 @@ public struct Reproduction {
   mutating func baselineRate(_ d: LabelledDraw, random: [Float]) throws -> Double {
     let stage = "baseline-rate-\(d.budget)"
     if let chosen = try store.load(Double.self, stage: stage) { return chosen }
+    return try store.withClaim(stage) {
+      if let chosen = try store.load(Double.self, stage: stage) { return chosen }
+      return try searchBaselineRate(d, random: random, stage: stage)
+    }
+  }
+
+  /// Trains the baseline at every candidate rate on the draw, keeps the best as that draw's run.
+  mutating func searchBaselineRate(_ d: LabelledDraw, random: [Float], stage: String) throws -> Double {
     precondition(d.draw == 1, "the baseline rate is chosen on the first draw")
     var best: (rate: Double, outcome: DownstreamOutcome, seconds: Double)? = nil
     var searchSeconds = 0.0
@@ -259,7 +297,11 @@ public struct Reproduction {
   }
 
   /// The stage name of a downstream run, also the name its seed is derived from.
-  func runStage(_ method: Method, budget: Int, draw: Int) -> String { "run-\(method.key)-\(budget)-\(draw)" }
+  func runStage(_ method: Method, budget: Int, draw: Int) -> String {
+    Reproduction.runStageName(method, budget: budget, draw: draw)
+  }
+
+  static func runStageName(_ method: Method, budget: Int, draw: Int) -> String { "run-\(method.key)-\(budget)-\(draw)" }
 
   /// One downstream run, trained and evaluated now or loaded.
   mutating func downstream(_ method: Method, mode: DownstreamMode, initial: [Float], _ d: LabelledDraw) throws -> RunResult {
@@ -271,6 +313,14 @@ public struct Reproduction {
       }
       return done
     }
+    return try store.withClaim(stage) {
+      if let done = try store.load(RunResult.self, stage: stage) { return done }
+      return try train(method, mode: mode, initial: initial, d, stage: stage)
+    }
+  }
+
+  /// Trains and records one downstream run.
+  mutating func train(_ method: Method, mode: DownstreamMode, initial: [Float], _ d: LabelledDraw, stage: String) throws -> RunResult {
     let start = Date()
     let outcome = trainDownstream(
       backend: backend, mode: mode, initial: initial, train: d.train, validation: d.validation, config: config,
@@ -309,6 +359,14 @@ public struct Reproduction {
   /// The learned equivariance figures of the InfoNCE backbone and of the random one.
   func equivarianceFigures(pretrained: [Float], random: [Float]) throws -> [EquivarianceFigure] {
     if let done = try store.load([EquivarianceFigure].self, stage: "equivariance") { return done }
+    return try store.withClaim("equivariance") {
+      if let done = try store.load([EquivarianceFigure].self, stage: "equivariance") { return done }
+      return try measureEquivarianceFigures(pretrained: pretrained, random: random)
+    }
+  }
+
+  /// Measures and stores the equivariance figures.
+  func measureEquivarianceFigures(pretrained: [Float], random: [Float]) throws -> [EquivarianceFigure] {
     let figures = [("Pix2Rep (InfoNCE)", pretrained), (initialLabel, random)].map { (name, values) in
       var net = Pix2RepNetwork(config: config.model, backend: backend, values: values)
       return measureEquivariance(&net, name: name, test: data.test, slices: 32, seed: seed("equivariance"))

@@ -1,5 +1,11 @@
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// The run folder: the configuration it was made with, and every finished stage, each written
 /// atomically (temporary file, then rename) so an interrupted run resumes without losing or
 /// trusting half-written work.
@@ -68,7 +74,8 @@ public struct RunStore: Sendable {
 
 /// Writes `data` to a temporary file beside `url`, then renames it over `url`.
 public func writeAtomically(_ data: Data, to url: URL) throws {
-  let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial")
+  // Named per process, so processes sharing a run folder (`--stage`) never write one temporary file.
+  let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).partial")
   try data.write(to: temporary)
   if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
   try FileManager.default.moveItem(at: temporary, to: url)
@@ -95,4 +102,41 @@ public struct RunIdentity: Codable, Equatable, Sendable {
     self.data = data
     self.initial = initial
   }
+}
+
+// MARK: - Claims on stages
+
+extension RunStore {
+  /// Runs `body` holding the stage's lock file (`stages/NAME.lock`, created exclusively, with the
+  /// host and process id inside), so two processes sharing a run folder, on one machine or on a
+  /// shared file system, never compute the same stage. A lock left by a process of this host that
+  /// is no longer running (an interrupted run) is taken over; any other lock is an error naming it.
+  public func withClaim<T>(_ stage: String, _ body: () throws -> T) throws -> T {
+    let lock = directory.appendingPathComponent("stages/\(stage).lock")
+    let host = ProcessInfo.processInfo.hostName
+    for attempt in 0..<2 {
+      let fd = createExclusively(lock.path)
+      if fd >= 0 {
+        let owner = Array("\(host) \(getpid())".utf8)
+        _ = owner.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        defer { try? FileManager.default.removeItem(at: lock) }
+        return try body()
+      }
+      let holder = ((try? String(contentsOf: lock, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+      let parts = holder.split(separator: " ")
+      if attempt == 0, parts.count == 2, parts[0] == host, let pid = Int32(parts[1]), kill(pid, 0) != 0, errno == ESRCH {
+        try? FileManager.default.removeItem(at: lock)  // left by an interrupted process of this host
+        continue
+      }
+      throw ExperimentError(
+        "\(lock.path): stage \(stage) is being computed by \(holder.isEmpty ? "another process" : "process \(holder)"); wait for it, or delete the lock file if that process is gone")
+    }
+    throw ExperimentError("\(lock.path): could not claim stage \(stage)")
+  }
+}
+
+/// open(2) with O_CREAT | O_EXCL: a new file descriptor, or -1 when the file exists.
+private func createExclusively(_ path: String) -> Int32 {
+  open(path, O_CREAT | O_EXCL | O_WRONLY, 0o644)
 }

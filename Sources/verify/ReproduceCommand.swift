@@ -13,12 +13,13 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("run", value: true), OptionSpec("fresh", value: false), OptionSpec("workers", value: true),
     OptionSpec("require-reproduced", value: false), OptionSpec("yes", value: false),
     OptionSpec("init", value: true), OptionSpec("save-predictions", value: false),
-    OptionSpec("lp-cached-features", value: false),
+    OptionSpec("lp-cached-features", value: false), OptionSpec("list-stages", value: false),
+    OptionSpec("stage", value: true),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
-                            [--lp-cached-features]
+                            [--lp-cached-features] [--list-stages] [--stage NAME]
 
     Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
@@ -45,6 +46,13 @@ enum ReproduceCommand: VerifyCommand {
       --require-reproduced  exit 2 when a claim is not reproduced.
       --lp-cached-features  linear probing on cached features of un-augmented slices (faster;
                      a deviation from the protocol, which augments them; recorded in the run).
+      --list-stages  print the plan's stages in dependency order, one per line: level, name,
+                     inputs. Stages of one level can run at the same time once the lower levels
+                     have finished; nothing is computed.
+      --stage NAME   compute only that stage into the run folder (refused while its inputs have
+                     not finished; two processes never compute the same stage). Then the plain
+                     command, with the same options, assembles the table from the finished
+                     stages. For a job scheduler over a shared run folder (README).
       --init FILE    a .safetensors backbone (official U-Net keys, F32; num_batches_tracked and
                      head keys are ignored) that replaces the seeded random initialisation every
                      method starts from: both pretrainings, the supervised baseline and the
@@ -63,6 +71,15 @@ enum ReproduceCommand: VerifyCommand {
       throw VerifyError("unknown preset '\(presetName)' (choose one of \(ExperimentConfig.presetNames.joined(separator: ", ")))", exitCode: 64)
     }
     config.linearProbeCachedFeatures = options.flag("lp-cached-features")
+    if options.string("stage") != nil && options.flag("fresh") {
+      throw VerifyError("--fresh deletes every finished stage of the run folder; it does not go with --stage", exitCode: 64)
+    }
+    if options.flag("list-stages") {
+      for stage in Reproduction.stages(config) {
+        say("\(stage.level) \(stage.name)\(stage.inputs.isEmpty ? "" : " " + stage.inputs.joined(separator: ","))")
+      }
+      return
+    }
     let workers = try options.int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     let runDirectory = options.string("run").map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL }
@@ -111,6 +128,10 @@ enum ReproduceCommand: VerifyCommand {
     var reproduction = Reproduction(config: config, data: data, store: store, workers: workers)
     reproduction.initialBackbone = initial
     reproduction.savePredictions = options.flag("save-predictions")
+    if let stage = options.string("stage") {
+      try reproduction.computeStage(named: stage)
+      return
+    }
     let report = try reproduction.run()
     say("")
     say("# \(report.dataSource)")

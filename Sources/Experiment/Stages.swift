@@ -1,0 +1,102 @@
+import Foundation
+import Reference
+
+/// The reproduction as separate stages, for an existing scheduler (a Slurm job array, GNU
+/// parallel) over a run folder on a shared file system: `verify reproduce --list-stages` prints
+/// them in dependency order, `verify reproduce --stage NAME` computes one, and the plain command
+/// then assembles the table from the finished stages. Every stage draws its randomness from its
+/// own name, so the results do not depend on which process or machine ran it, nor in which order.
+extension Reproduction {
+  /// One stage: its name, the stages whose results it reads, and its level (every input has a lower
+  /// level, so the stages of one level can run at the same time once the lower levels are done).
+  public struct Stage: Sendable {
+    public var name: String
+    public var inputs: [String]
+    public var level: Int
+  }
+
+  /// Every stage of the plan, in dependency order. The first draw's baseline run is not listed: the
+  /// budget's rate search (`baseline-rate-B`) stores it.
+  public static func stages(_ config: ExperimentConfig) -> [Stage] {
+    var list: [Stage] = PretrainingObjective.allCases.map { Stage(name: "pretrain-\($0.rawValue)", inputs: [], level: 0) }
+    list.append(Stage(name: Reproduction.randomStatisticsStage, inputs: [], level: 0))
+    for budget in config.budgets {
+      list.append(Stage(name: "baseline-rate-\(budget)", inputs: [], level: 0))
+    }
+    for budget in config.budgets {
+      for draw in 1...config.drawCount(budget: budget) {
+        for (method, _) in methods(config, budget: budget, baselineRate: 0) where !(method == .supervised && draw == 1) {
+          list.append(Stage(name: runStageName(method, budget: budget, draw: draw), inputs: [input(of: method, budget: budget)], level: 1))
+        }
+      }
+    }
+    list.append(Stage(name: "equivariance", inputs: ["pretrain-\(PretrainingObjective.infoNCE.rawValue)"], level: 1))
+    return list
+  }
+
+  static let randomStatisticsStage = "random-backbone-statistics"
+
+  /// The stage a downstream run of `method` reads its starting weights (or rate) from.
+  static func input(of method: Method, budget: Int) -> String {
+    switch method {
+    case .supervised: "baseline-rate-\(budget)"
+    case .pix2repLinear, .pix2repFineTune: "pretrain-\(PretrainingObjective.infoNCE.rawValue)"
+    case .barlowLinear, .barlowFineTune: "pretrain-\(PretrainingObjective.barlowTwins.rawValue)"
+    case .randomLinear: Reproduction.randomStatisticsStage
+    }
+  }
+
+  /// Computes one stage into the run folder (nothing when it has finished); refuses a stage whose
+  /// inputs have not finished, naming them.
+  public mutating func computeStage(named name: String) throws {
+    guard let stage = Reproduction.stages(config).first(where: { $0.name == name }) else {
+      throw ExperimentError("unknown stage '\(name)' (verify reproduce --list-stages lists the stages of this preset)")
+    }
+    let missing = stage.inputs.filter { !finished($0) }
+    guard missing.isEmpty else {
+      throw ExperimentError("stage \(name) needs \(missing.joined(separator: ", ")), which has not finished: run it first")
+    }
+    if finished(name) {
+      say("\(name): finished earlier")
+      return
+    }
+    let random = try randomInitial()
+    if name.hasPrefix("pretrain-"), let objective = PretrainingObjective(rawValue: String(name.dropFirst("pretrain-".count))) {
+      _ = try pretrained(objective, initial: initialBackbone == nil ? nil : random)
+    } else if name == Reproduction.randomStatisticsStage {
+      _ = try randomBackboneForProbing(random)
+    } else if name.hasPrefix("baseline-rate-"), let budget = Int(name.dropFirst("baseline-rate-".count)) {
+      guard let first = try labelledDraws().first(where: { $0.budget == budget && $0.draw == 1 }) else {
+        throw ExperimentError("stage \(name): budget \(budget) has no draws")
+      }
+      _ = try baselineRate(first, random: random)
+    } else if name == "equivariance" {
+      let pretrainedValues = try WeightsFile.read(from: store.weightsURL("pretrain-infoNCE"), expecting: config.model)
+      _ = try equivarianceFigures(pretrained: pretrainedValues, random: random)
+    } else {
+      try runDownstreamStage(name, random: random)
+    }
+  }
+
+  /// A `run-METHOD-B-D` stage: the draw's data, the method's starting weights, its training.
+  mutating func runDownstreamStage(_ name: String, random: [Float]) throws {
+    guard let (method, budget, draw) = Method.allCases.lazy.compactMap({ method -> (Method, Int, Int)? in
+      let prefix = "run-\(method.key)-"
+      guard name.hasPrefix(prefix) else { return nil }
+      let numbers = name.dropFirst(prefix.count).split(separator: "-").compactMap { Int($0) }
+      return numbers.count == 2 ? (method, numbers[0], numbers[1]) : nil
+    }).first, let d = try labelledDraws().first(where: { $0.budget == budget && $0.draw == draw })
+    else { throw ExperimentError("stage \(name): not a run of this plan") }
+    let rate = method == .supervised ? try store.load(Double.self, stage: "baseline-rate-\(budget)") ?? 0 : 0
+    guard let mode = Reproduction.methods(config, budget: budget, baselineRate: rate).first(where: { $0.0 == method })?.1 else {
+      throw ExperimentError("stage \(name): \(method.rawValue) is not trained at budget \(budget)")
+    }
+    let initial: [Float]
+    switch method {
+    case .supervised: initial = random
+    case .randomLinear: initial = try WeightsFile.read(from: store.weightsURL(Reproduction.randomStatisticsStage), expecting: config.model)
+    default: initial = try WeightsFile.read(from: store.weightsURL(Reproduction.input(of: method, budget: budget)), expecting: config.model)
+    }
+    _ = try downstream(method, mode: mode, initial: initial, d)
+  }
+}

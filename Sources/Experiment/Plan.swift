@@ -71,6 +71,9 @@ struct Plan {
 
   var pretrainingSeconds: Double { Double(pretrainingStages * pretrainingSteps) * times.pretraining }
 
+  /// The central estimate of everything still to compute.
+  var assumedSeconds: Double { pretrainingSeconds + downstreamSeconds.assumed }
+
   /// The estimate printed before the run starts.
   var description: String {
     let d = downstreamSeconds
@@ -84,7 +87,7 @@ struct Plan {
       \(runs.filter(\.searchOnly).count) of them the baseline's rate search): at least \(formatDuration(d.least)) \
       (every run stops at its first chance), at most \(formatDuration(d.most)) (every run to its cap); \
       \(formatDuration(d.assumed)) if runs find their best at validation \(Plan.assumedBestValidation).
-        total: about \(formatDuration(pretrainingSeconds + d.assumed)) (between \(formatDuration(pretrainingSeconds + d.least)) and \
+        total: about \(formatDuration(assumedSeconds)) (between \(formatDuration(pretrainingSeconds + d.least)) and \
       \(formatDuration(pretrainingSeconds + d.most))), not counting stages already finished in the run folder.
       """
   }

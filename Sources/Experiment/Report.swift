@@ -15,8 +15,9 @@ public struct Report: Codable, Sendable {
   public var pretraining: [PretrainingOutcome] = []
   /// Checks of the schedule's convergence (`Claims.sanity`): printed, never used to steer training.
   public var sanity: [String] = []
-  /// The time estimate printed before the run.
+  /// The time estimate printed before the run, and its central figure in seconds.
   public var estimate: String = ""
+  public var estimatedSeconds: Double? = nil
 
   var table: ResultTable { ResultTable(runs: runs, budgets: configuration.budgets) }
 
@@ -126,7 +127,7 @@ public struct Report: Codable, Sendable {
     for (stage, seconds) in stageSeconds.sorted(by: { $0.key < $1.key }) {
       parts.append("- \(stage): \(formatDuration(seconds))")
     }
-    parts.append("- total: \(formatDuration(totalSeconds))")
+    parts.append("- total: \(formatDuration(totalSeconds))" + (estimatedSeconds.map { " (estimated before the run: \(formatDuration($0)))" } ?? ""))
     return parts.joined(separator: "\n") + "\n"
   }
 

@@ -94,7 +94,7 @@ public struct Reproduction {
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
       totalSeconds: Date().timeIntervalSince(start), pretraining: pretraining, sanity: Claims.sanity(table),
-      estimate: plan.description)
+      estimate: plan.description, estimatedSeconds: plan.assumedSeconds)
     try report.write(to: store.directory)
     let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
     try report.writeHTML(pictures: pictures, to: store.directory)

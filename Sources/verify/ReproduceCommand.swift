@@ -149,7 +149,7 @@ enum ReproduceCommand: VerifyCommand {
     say("")
     say(report.equivarianceText)
     say("")
-    say("Results: \(runDirectory.path)/results.{md,csv,json}, report.html, pictures/; total time \(formatDuration(report.totalSeconds))")
+    say("Results: \(runDirectory.path)/results.{md,csv,json}, report.html, pictures/; total time \(formatDuration(report.totalSeconds))\(report.estimatedSeconds.map { " (estimated before the run: \(formatDuration($0)))" } ?? "")")
     if options.flag("require-reproduced") && report.claims.contains(where: { !$0.reproduced }) {
       throw VerifyError("--require-reproduced: not every claim was reproduced", exitCode: 2)
     }

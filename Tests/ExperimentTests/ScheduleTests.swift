@@ -34,45 +34,45 @@ import Testing
     return set
   }
 
-  static func config(_ change: (inout ExperimentConfig) -> Void) -> ExperimentConfig {
+  /// The tiny model's seeded initial values.
+  static let initial = Pix2RepNetwork(config: .tiny, backend: ReferenceBackend(), seed: 5).values.map { Float($0) }
+
+  /// A downstream run of the tiny model on the reference, with the smoke preset changed by `change`.
+  static func train(
+    _ mode: DownstreamMode, validationSeed: UInt64, _ change: (inout ExperimentConfig) -> Void
+  ) -> DownstreamOutcome {
     var config = ExperimentConfig.smoke(seed: 1)
     config.model = .tiny
     change(&config)
-    return config
+    return trainDownstream(
+      backend: ReferenceBackend(), mode: mode, initial: initial, train: slices(seed: 1),
+      validation: slices(seed: validationSeed), config: config, seed: 9, label: "test")
   }
 
   @Test("a run whose validation never improves stops by patience and returns its initial weights")
   func patienceStopsARunThatDoesNotImprove() {
     // Learning rate 0: the validation loss stays at its initial value, which no later one beats.
-    let config = Self.config {
+    let outcome = Self.train(.linearProbe, validationSeed: 2) {
       $0.linearProbeLearningRate = 0
       $0.minimumValidationSteps = 3
       $0.patience = 2
     }
-    let initial = Pix2RepNetwork(config: .tiny, backend: ReferenceBackend(), seed: 5).values.map { Float($0) }
-    let outcome = trainDownstream(
-      backend: ReferenceBackend(), mode: .linearProbe, initial: initial, train: Self.slices(seed: 1),
-      validation: Self.slices(seed: 2), config: config, seed: 9, label: "test")
     #expect(outcome.stopReason == .patience)
     #expect(outcome.steps == 6, "validation every 3 steps, patience 2")
     #expect(outcome.bestStep == 0)
     #expect(outcome.curve.map(\.step) == [0, 3, 6])
     for entry in ParameterLayout(config: .tiny).entries where entry.group == .backbone {
-      #expect(Array(outcome.values[entry.range]) == Array(initial[entry.range]), "\(entry.name) changed in linear probing")
+      #expect(Array(outcome.values[entry.range]) == Array(Self.initial[entry.range]), "\(entry.name) changed in linear probing")
     }
   }
 
   @Test("a run still improving at the cap stops by the cap with its best weights")
   func theCapStopsARunThatKeepsImproving() {
-    let config = Self.config {
+    let outcome = Self.train(.fineTune(backboneRate: 1e-3, headRate: 1e-2), validationSeed: 1) {
       $0.maxEpochs = 3
       $0.minimumValidationSteps = 1
       $0.patience = 100
     }
-    let initial = Pix2RepNetwork(config: .tiny, backend: ReferenceBackend(), seed: 5).values.map { Float($0) }
-    let outcome = trainDownstream(
-      backend: ReferenceBackend(), mode: .fineTune(backboneRate: 1e-3, headRate: 1e-2), initial: initial,
-      train: Self.slices(seed: 1), validation: Self.slices(seed: 1), config: config, seed: 9, label: "test")
     #expect(outcome.stopReason == .cap)
     #expect(outcome.steps == 3, "one step per epoch (4 slices), 3 epochs")
     #expect(outcome.curve.count == 4)

@@ -1,4 +1,7 @@
+import Experiment
 import Foundation
+import Optimized
+import Reference
 
 /// A subcommand of `verify`.
 protocol VerifyCommand {
@@ -100,6 +103,30 @@ struct Options {
       throw VerifyError("--\(name) must be a non-negative integer, got '\(text)'", exitCode: 64)
     }
     return parsed
+  }
+
+  /// `--workers N` (1 ... `maximumWorkerCount`), by default every core up to the cap.
+  func workers() throws -> Int {
+    try int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
+  }
+
+  /// The experiment preset named by `--preset` (or `fallback`) for `seed`, or a one-line error.
+  func experimentPreset(seed: UInt64, fallback: String = "cpu") throws -> (name: String, config: ExperimentConfig) {
+    let name = string("preset") ?? fallback
+    guard let config = ExperimentConfig.preset(name, seed: seed) else {
+      throw VerifyError("unknown preset '\(name)' (choose one of \(ExperimentConfig.presetNames.joined(separator: ", ")))", exitCode: 64)
+    }
+    return (name, config)
+  }
+
+  /// The model preset named by `--preset` (default cpu), or a one-line error.
+  func modelPreset() throws -> (name: String, config: ModelConfig) {
+    let name = string("preset") ?? "cpu"
+    guard let config = ModelConfig.preset(named: name) else {
+      let names = ModelConfig.presets.map(\.name).joined(separator: ", ")
+      throw VerifyError("unknown preset '\(name)' (choose one of \(names))", exitCode: 64)
+    }
+    return (name, config)
   }
 
   func requireNoPositional(_ command: String) throws {

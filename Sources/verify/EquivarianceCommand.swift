@@ -40,14 +40,11 @@ enum EquivarianceCommand: VerifyCommand {
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     let url = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
     let seed = try options.uint64("seed", default: 1)
-    let workers = try options.int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
+    let workers = try options.workers()
     let isSafetensors = url.pathExtension == "safetensors"
     let stored: ModelConfig? = isSafetensors ? nil : try WeightsFile.storedConfiguration(at: url)
-    let presetName = options.string("preset")
-      ?? ExperimentConfig.presetNames.first { ExperimentConfig.preset($0, seed: seed)?.model == stored } ?? "cpu"
-    guard var config = ExperimentConfig.preset(presetName, seed: seed) else {
-      throw VerifyError("unknown preset '\(presetName)' (choose one of \(ExperimentConfig.presetNames.joined(separator: ", ")))", exitCode: 64)
-    }
+    let matching = ExperimentConfig.presetNames.first { ExperimentConfig.preset($0, seed: seed)?.model == stored } ?? "cpu"
+    var config = try options.experimentPreset(seed: seed, fallback: matching).config
     let backend = OptimizedBackend(workers: workers)
     var values: [Float]
     if isSafetensors {

@@ -15,11 +15,7 @@ enum InfoCommand: VerifyCommand {
 
   static func run(_ options: inout Options) throws {
     try options.requireNoPositional(name)
-    let presetName = options.string("preset") ?? "cpu"
-    guard let config = ModelConfig.preset(named: presetName) else {
-      let names = ModelConfig.presets.map(\.name).joined(separator: ", ")
-      throw VerifyError("unknown preset '\(presetName)' (choose one of \(names))", exitCode: 64)
-    }
+    let (presetName, config) = try options.modelPreset()
     let layout = ParameterLayout(config: config)
     print("preset \(presetName): widths \(config.widths), D = \(config.features), S = \(config.imageSize), "
       + "projection \(config.projectionHidden)-\(config.projectionOutput), classes \(config.classes)")

@@ -42,12 +42,8 @@ enum ProfileCommand: VerifyCommand {
         "refusing to time a debug build (numeric code is 10-200x slower); run "
           + "`swift run -c release verify profile`")
     #else
-      let presetName = options.string("preset") ?? "cpu"
-      guard let config = ModelConfig.preset(named: presetName) else {
-        let names = ModelConfig.presets.map(\.name).joined(separator: ", ")
-        throw VerifyError("unknown preset '\(presetName)' (choose one of \(names))", exitCode: 64)
-      }
-      let workers = try options.int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
+      let (presetName, config) = try options.modelPreset()
+      let workers = try options.workers()
       let jsonPath = options.string("json")
       try profile(
         presetName: presetName, config: config, workers: workers, jsonPath: jsonPath,

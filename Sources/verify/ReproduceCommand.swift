@@ -65,11 +65,8 @@ enum ReproduceCommand: VerifyCommand {
 
   static func run(_ options: inout Options) throws {
     try options.requireNoPositional(name)
-    let presetName = options.string("preset") ?? "cpu"
     let seed = try options.uint64("seed", default: 1)
-    guard var config = ExperimentConfig.preset(presetName, seed: seed) else {
-      throw VerifyError("unknown preset '\(presetName)' (choose one of \(ExperimentConfig.presetNames.joined(separator: ", ")))", exitCode: 64)
-    }
+    var (presetName, config) = try options.experimentPreset(seed: seed)
     config.linearProbeCachedFeatures = options.flag("lp-cached-features")
     if options.string("stage") != nil && options.flag("fresh") {
       throw VerifyError("--fresh deletes every finished stage of the run folder; it does not go with --stage", exitCode: 64)
@@ -80,7 +77,7 @@ enum ReproduceCommand: VerifyCommand {
       }
       return
     }
-    let workers = try options.int("workers", default: defaultWorkerCount(), range: 1...maximumWorkerCount)
+    let workers = try options.workers()
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     let runDirectory = options.string("run").map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL }
       ?? cwd.appendingPathComponent("runs/\(presetName)-seed\(seed)")

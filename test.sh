@@ -34,4 +34,11 @@ done
 "$verify" reproduce --preset smoke --run "$staged" >> "$staged_log" 2>&1
 cmp "$smoke_run/results.csv" "$staged/results.csv"
 echo "test.sh: the smoke reproduction run as separate stage processes gave the same results.csv"
+
+# And with --jobs 2: the stages in two child processes at a time, the same results.csv.
+jobs_run=.build/ci-smoke-jobs
+"$verify" reproduce --preset smoke --run "$jobs_run" --fresh --jobs 2 > "$jobs_run.log" 2>&1 ||
+  { tail -n 20 "$jobs_run.log" >&2; exit 1; }
+cmp "$smoke_run/results.csv" "$jobs_run/results.csv"
+echo "test.sh: verify reproduce --jobs 2 gave the same results.csv"
 swift test -c release "$@"

@@ -22,7 +22,7 @@ public struct RunStore: Sendable {
     if fresh && fm.fileExists(atPath: directory.path) {
       // Everything a run writes, so no output of the old run survives beside the new one.
       for name in [
-        "config.json", "stages", "weights", "pictures", "predictions", "report.html", "results.md", "results.csv", "log.txt",
+        "config.json", "stages", "weights", "pictures", "predictions", "report.html", "results.md", "results.csv", "log.txt", "jobs",
         "results.json",
       ] {
         let url = directory.appendingPathComponent(name)

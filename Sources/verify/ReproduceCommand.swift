@@ -14,12 +14,12 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("require-reproduced", value: false), OptionSpec("yes", value: false),
     OptionSpec("init", value: true), OptionSpec("save-predictions", value: false),
     OptionSpec("lp-cached-features", value: false), OptionSpec("list-stages", value: false),
-    OptionSpec("stage", value: true),
+    OptionSpec("stage", value: true), OptionSpec("jobs", value: true),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
-                            [--lp-cached-features] [--list-stages] [--stage NAME]
+                            [--lp-cached-features] [--list-stages] [--stage NAME] [--jobs N]
 
     Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
@@ -53,6 +53,9 @@ enum ReproduceCommand: VerifyCommand {
                      not finished; two processes never compute the same stage). Then the plain
                      command, with the same options, assembles the table from the finished
                      stages. For a job scheduler over a shared run folder (README).
+      --jobs N       compute the stages in up to N child processes at a time (the workers split
+                     among them), then assemble the table; the same results as --jobs 1
+                     (default 1).
       --init FILE    a .safetensors backbone (official U-Net keys, F32; num_batches_tracked and
                      head keys are ignored) that replaces the seeded random initialisation every
                      method starts from: both pretrainings, the supervised baseline and the
@@ -68,6 +71,10 @@ enum ReproduceCommand: VerifyCommand {
     let seed = try options.uint64("seed", default: 1)
     var (presetName, config) = try options.experimentPreset(seed: seed)
     config.linearProbeCachedFeatures = options.flag("lp-cached-features")
+    let jobs = try options.int("jobs", default: 1, range: 1...maximumWorkerCount)
+    if options.string("stage") != nil && jobs > 1 {
+      throw VerifyError("--jobs runs stages in child processes; it does not go with --stage", exitCode: 64)
+    }
     if options.string("stage") != nil && options.flag("fresh") {
       throw VerifyError("--fresh deletes every finished stage of the run folder; it does not go with --stage", exitCode: 64)
     }
@@ -128,6 +135,13 @@ enum ReproduceCommand: VerifyCommand {
     if let stage = options.string("stage") {
       try reproduction.computeStage(named: stage)
       return
+    }
+    if jobs > 1 {
+      say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + (try reproduction.estimate()))
+      try Jobs.run(
+        stages: Reproduction.stages(config), jobs: jobs,
+        arguments: Jobs.childArguments(options, runDirectory: runDirectory, workers: max(1, workers / jobs)),
+        runDirectory: runDirectory)
     }
     let report = try reproduction.run()
     say("")

@@ -76,6 +76,7 @@ struct Plan {
 
   /// The estimate printed before the run starts.
   var description: String {
+    if runs.isEmpty && pretrainingStages == 0 { return "estimate: every stage has finished in the run folder; nothing to train." }
     let d = downstreamSeconds
     let lp = runs.filter(\.linearProbe).count
     return """

@@ -175,10 +175,13 @@ public struct Reproduction {
         }
       }
     }
-    let times = Plan.measure(backend: backend, config: config, data: data.pretrainingTrain, repeats: repeats)
+    let pretrainingStages = PretrainingObjective.allCases.filter { !finished("pretrain-\($0.rawValue)") }.count
+    // Nothing to time when every stage has finished (a resumed run that only assembles the table).
+    let times = runs.isEmpty && pretrainingStages == 0
+      ? Plan.StepTimes(pretraining: 0, fineTuning: 0, linearProbing: 0, forward: 0)
+      : Plan.measure(backend: backend, config: config, data: data.pretrainingTrain, repeats: repeats)
     return Plan(
-      runs: runs, pretrainingSteps: config.pretrainingSteps,
-      pretrainingStages: PretrainingObjective.allCases.filter { !finished("pretrain-\($0.rawValue)") }.count,
+      runs: runs, pretrainingSteps: config.pretrainingSteps, pretrainingStages: pretrainingStages,
       times: times, testSlices: data.test.count, batch: config.downstreamBatch)
   }
 

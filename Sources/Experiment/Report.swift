@@ -152,6 +152,12 @@ public struct Report: Codable, Sendable {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try writeAtomically(try encoder.encode(self), to: directory.appendingPathComponent("results.json"))
   }
+
+  /// Writes results-partial.md and results-partial.csv (a table of the stages finished so far).
+  public func writePartial(to directory: URL) throws {
+    try writeAtomically(Data(("**Partial: \(estimate).**\n\n" + markdown).utf8), to: directory.appendingPathComponent("results-partial.md"))
+    try writeAtomically(Data(csv.utf8), to: directory.appendingPathComponent("results-partial.csv"))
+  }
 }
 
 /// The equivariance and invariance figures of one backbone.

@@ -100,3 +100,38 @@ extension Reproduction {
     _ = try downstream(method, mode: mode, initial: initial, d)
   }
 }
+
+extension Reproduction {
+  /// The table, claims and checks of the stages finished so far, training nothing (`verify
+  /// reproduce --partial`): to look at a long run while it goes on, or at one that stopped early.
+  /// Cells and claims with missing runs say so; the stage times are the finished stages' own.
+  public func partialReport() throws -> Report {
+    var runs: [RunResult] = []
+    var rates: [String] = []
+    var seconds: [String: Double] = [:]
+    for budget in config.budgets {
+      if let rate = try store.load(Double.self, stage: "baseline-rate-\(budget)") { rates.append("budget \(budget): \(rate)") }
+      for draw in 1...config.drawCount(budget: budget) {
+        for (method, _) in Reproduction.methods(config, budget: budget, baselineRate: 0) {
+          if let run = try store.load(RunResult.self, stage: runStage(method, budget: budget, draw: draw)) {
+            runs.append(run)
+            seconds["downstream", default: 0] += run.seconds
+          }
+        }
+      }
+    }
+    var pretraining: [PretrainingOutcome] = []
+    for objective in PretrainingObjective.allCases {
+      if let outcome = try store.load(PretrainingOutcome.self, stage: "pretrain-\(objective.rawValue)") {
+        pretraining.append(outcome)
+        seconds["pretrain-\(objective.rawValue)"] = outcome.seconds
+      }
+    }
+    let table = ResultTable(runs: runs, budgets: config.budgets)
+    return Report(
+      dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
+      equivariance: try store.load([EquivarianceFigure].self, stage: "equivariance") ?? [], baselineLearningRates: rates,
+      stageSeconds: seconds, totalSeconds: seconds.values.reduce(0, +), pretraining: pretraining, sanity: Claims.sanity(table),
+      estimate: "partial: \(runs.count) of \(Reproduction.stages(config).filter { $0.name.hasPrefix("run-") }.count + config.budgets.count) downstream runs finished")
+  }
+}

@@ -14,12 +14,13 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("require-reproduced", value: false), OptionSpec("yes", value: false),
     OptionSpec("init", value: true), OptionSpec("save-predictions", value: false),
     OptionSpec("lp-cached-features", value: false), OptionSpec("list-stages", value: false),
-    OptionSpec("stage", value: true), OptionSpec("jobs", value: true),
+    OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("partial", value: false),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
                             [--lp-cached-features] [--list-stages] [--stage NAME] [--jobs N]
+                            [--partial]
 
     Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
@@ -56,6 +57,9 @@ enum ReproduceCommand: VerifyCommand {
       --jobs N       compute the stages in up to N child processes at a time (the workers split
                      among them), then assemble the table; the same results as --jobs 1
                      (default 1).
+      --partial      train nothing: print the table, claims and checks of the stages finished
+                     so far (results-partial.md and .csv in the run folder), e.g. while a long
+                     run goes on in another process.
       --init FILE    a .safetensors backbone (official U-Net keys, F32; num_batches_tracked and
                      head keys are ignored) that replaces the seeded random initialisation every
                      method starts from: both pretrainings, the supervised baseline and the
@@ -136,6 +140,12 @@ enum ReproduceCommand: VerifyCommand {
       try reproduction.computeStage(named: stage)
       return
     }
+    if options.flag("partial") {
+      let report = try reproduction.partialReport()
+      try report.writePartial(to: runDirectory)
+      show(report)
+      return
+    }
     if jobs > 1 {
       say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + (try reproduction.estimate()))
       try Jobs.run(
@@ -144,8 +154,18 @@ enum ReproduceCommand: VerifyCommand {
         runDirectory: runDirectory)
     }
     let report = try reproduction.run()
+    show(report)
+    say("Results: \(runDirectory.path)/results.{md,csv,json}, report.html, pictures/; total time \(formatDuration(report.totalSeconds))\(report.estimatedSeconds.map { " (estimated before the run: \(formatDuration($0)))" } ?? "")")
+    if options.flag("require-reproduced") && report.claims.contains(where: { !$0.reproduced }) {
+      throw VerifyError("--require-reproduced: not every claim was reproduced", exitCode: 2)
+    }
+  }
+
+  /// The table, claims, checks and figures of a report, on standard output.
+  static func show(_ report: Report) {
     say("")
     say("# \(report.dataSource)")
+    if !report.estimate.isEmpty && report.estimate.hasPrefix("partial") { say("(\(report.estimate))") }
     say(report.diceTable())
     say("")
     say(report.claimsText)
@@ -160,9 +180,5 @@ enum ReproduceCommand: VerifyCommand {
     say("")
     say(report.equivarianceText)
     say("")
-    say("Results: \(runDirectory.path)/results.{md,csv,json}, report.html, pictures/; total time \(formatDuration(report.totalSeconds))\(report.estimatedSeconds.map { " (estimated before the run: \(formatDuration($0)))" } ?? "")")
-    if options.flag("require-reproduced") && report.claims.contains(where: { !$0.reproduced }) {
-      throw VerifyError("--require-reproduced: not every claim was reproduced", exitCode: 2)
-    }
   }
 }

@@ -29,7 +29,7 @@ public struct Tolerance: Sendable, CustomStringConvertible {
   public static let exact = Tolerance("exact", absolute: 0, relative: 0)
   /// Double-precision rounding of a short computation.
   public static let doubleRounding = Tolerance("double rounding", absolute: 1e-12, relative: 1e-10)
-  /// Central differences in Double against an analytic gradient (issue 2: relative error < 1e-6).
+  /// Central differences in Double against an analytic gradient (relative error below 1e-6).
   public static let finiteDifference = Tolerance("central difference", absolute: 1e-8, relative: 1e-6)
   /// Float32 kernels against the Double reference, single layers: ~1e-7 unit roundoff times the
   /// accumulation length of a few hundred terms, with headroom for cancellation.

@@ -5,7 +5,7 @@ import Optimized
 import Reference
 
 /// `verify equivariance`: the equivariance and invariance figures of `verify reproduce` for any
-/// backbone, and a picture of the pairing (issue 7).
+/// backbone, and a picture of the pairing.
 enum EquivarianceCommand: VerifyCommand {
   static let name = "equivariance"
   static let summary = "equivariance and invariance figures of any weights, with a picture of the pairing"

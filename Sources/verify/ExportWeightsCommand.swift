@@ -4,7 +4,7 @@ import Optimized
 import Reference
 
 /// `verify export-weights`: a run folder's pretrained backbone as a safetensors file the official
-/// PyTorch U-Net loads with `load_state_dict(..., strict=True)` (issue 7).
+/// PyTorch U-Net loads with `load_state_dict(..., strict=True)`.
 enum ExportWeightsCommand: VerifyCommand {
   static let name = "export-weights"
   static let summary = "write a run's pretrained backbone as .safetensors with the official PyTorch keys"

@@ -4,7 +4,7 @@ import Foundation
 import Optimized
 import Reference
 
-/// `verify reproduce`: the paper's protocol end to end (issue 6).
+/// `verify reproduce`: the paper's protocol end to end (docs/PROTOCOL.md).
 enum ReproduceCommand: VerifyCommand {
   static let name = "reproduce"
   static let summary = "pretrain, train heads with few labels, evaluate, and judge the paper's claims"

@@ -72,15 +72,16 @@ extension ExperimentConfig {
   }
 
   /// The default: the whole protocol at a CPU model size (64 x 64, widths 16-128, D = 64) with the
-  /// protocol's schedule shape, which converges (docs/PROTOCOL.md sections 3-4):
-  /// - pretraining 1,000 steps of batch 8 per objective (about 4.6 epochs of the phantom's 1,730
-  ///   training slices), validation every 100 steps; the run prints the validation loss's relative
-  ///   change over the last quarter so the length can be judged;
+  /// protocol's schedule rules (docs/PROTOCOL.md sections 3-4), never a shortened one:
+  /// - pretraining 1,000 steps of batch 8 per objective (8,000 slices, about 4.5 passes over the
+  ///   phantom's pretraining split), validation every 100 steps; the run prints the relative change
+  ///   of the validation loss over the last quarter, so the length can be judged;
   /// - every downstream run validates every epoch or 20 steps, whichever is longer, with patience
   ///   6 and a cap of 200 epochs;
   /// - 5 draws at budgets 1 and 2, 3 at budget 5 (paired comparisons need several);
   /// - evaluation on 25 of the 50 test patients, 5 per pathology group (50 volumes).
-  /// `verify reproduce` prints its time estimate, from step times it measures, before it starts.
+  /// `verify reproduce` prints its time estimate, from step times it measures, before it starts;
+  /// on a 2-core machine it runs for hours (README).
   public static func cpu(seed: UInt64) -> ExperimentConfig {
     ExperimentConfig(
       preset: "cpu", model: .cpu, seed: seed,

@@ -100,6 +100,10 @@ extension ExperimentConfig {
 
   public static let presetNames = ["smoke", "cpu", "paper"]
 
+  /// How long a preset aims to take on a 2-core machine; the run says so up front when its estimate
+  /// is longer (training is never shortened to fit).
+  public static let targetSeconds: [String: Double] = ["smoke": 180, "cpu": 3600]
+
   public static func preset(_ name: String, seed: UInt64) -> ExperimentConfig? {
     switch name {
     case "smoke": return smoke(seed: seed)

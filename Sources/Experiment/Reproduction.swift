@@ -67,6 +67,9 @@ public struct Reproduction {
     let draws = try labelledDraws()
     let plan = try makePlan(draws)
     say(plan.description)
+    if let target = ExperimentConfig.targetSeconds[config.preset], plan.assumedSeconds > target {
+      say("  that is more than the \(formatDuration(target)) this preset aims at on a 2-core machine: the schedule is not shortened to fit, it takes what it takes (README).")
+    }
     tracker = Tracker(plan: plan)
     var backbones: [PretrainingObjective: [Float]] = [:]
     for objective in PretrainingObjective.allCases {

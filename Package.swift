@@ -31,10 +31,11 @@ let package = Package(
     .target(name: "Dataset", dependencies: ["Reference", "CZlib"]),
     .target(name: "Experiment", dependencies: ["Reference", "Optimized", "Dataset"]),
     .target(name: "TestSupport", dependencies: ["Reference"]),
+    .target(name: "Profiling", dependencies: ["Reference", "Optimized", "TestSupport"]),
 
     // MARK: Command line
     .executableTarget(
-      name: "verify", dependencies: ["Reference", "Optimized", "Dataset", "Experiment"]),
+      name: "verify", dependencies: ["Reference", "Optimized", "Dataset", "Experiment", "Profiling"]),
 
     // MARK: Tests
     .testTarget(name: "GradientTests", dependencies: ["Reference", "TestSupport"]),

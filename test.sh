@@ -41,4 +41,10 @@ jobs_run=.build/ci-smoke-jobs
   { tail -n 20 "$jobs_run.log" >&2; exit 1; }
 cmp "$smoke_run/results.csv" "$jobs_run/results.csv"
 echo "test.sh: verify reproduce --jobs 2 gave the same results.csv"
+
+# verify profile checks every kernel and a whole step against the reference before timing them.
+"$verify" profile --preset tiny > .build/ci-profile-tiny.txt ||
+  { tail -n 20 .build/ci-profile-tiny.txt >&2; exit 1; }
+grep -q "all results match" .build/ci-profile-tiny.txt
+echo "test.sh: verify profile --preset tiny: all results match"
 swift test -c release "$@"

@@ -55,10 +55,15 @@ public struct Report: Codable, Sendable {
     let trained = recorded.filter { $0.method != .pix2repLinear && $0.method != .barlowLinear && $0.method != .randomLinear }
     let trainedByPatience = trained.filter { $0.stopReason == .patience }
     var text = "Stopping: \(patience.count) of \(recorded.count) runs stopped by patience (fine-tuning and baseline: \(trainedByPatience.count) of \(trained.count))"
-    let capped = recorded.filter { $0.stopReason == .cap }
-    if !capped.isEmpty {
-      text += "; at the epoch cap (†): " + capped.map { "\($0.method.rawValue) budget \($0.budget) draw \($0.draw)" }.joined(separator: ", ")
+    var cappedCells: [String] = []
+    for budget in configuration.budgets {
+      for method in Method.allCases {
+        let cell = recorded.filter { $0.method == method && $0.budget == budget }
+        let capped = cell.filter { $0.stopReason == .cap }.count
+        if capped > 0 { cappedCells.append("\(method.rawValue) at \(budget): \(capped) of \(cell.count)") }
+      }
     }
+    if !cappedCells.isEmpty { text += "; runs at the epoch cap (†): " + cappedCells.joined(separator: ", ") }
     return text + "."
   }
 

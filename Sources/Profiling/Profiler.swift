@@ -8,8 +8,10 @@ import TestSupport
 /// layer shapes checked against the reference and then timed beside it, and one whole pretraining
 /// step. Prints the table; with `jsonPath`, writes it as JSON too.
 public enum Profiler {
+  /// `scaling`: worker counts to time the whole step at as well (strong scaling), when more than one.
   public static func run(
-    presetName: String, config: ModelConfig, workers: Int, jsonPath: String?, fullReference: Bool, stepsOnly: Bool
+    presetName: String, config: ModelConfig, workers: Int, jsonPath: String?, fullReference: Bool, stepsOnly: Bool,
+    scaling: [Int] = []
   ) throws {
     let probes = stepsOnly ? [] : ProfileProbe.all(config: config)
     print("verify profile: preset \(presetName), pretraining batch \(ProfileProbe.batch) per view, \(workers) workers")
@@ -82,6 +84,22 @@ public enum Profiler {
     print(String(
       format: "step: %.3f s optimized (median), %@; %.1f GFLOP/s = %.1f%% of the measured peak",
       stepRow.optimizedMilliseconds / 1e3, referenceNote, stepRow.gflops, 100 * stepRow.fractionOfPeak))
+    if scaling.count > 1 {
+      // Strong scaling: the same step, the same batch, on each worker count.
+      var times: [(workers: Int, seconds: Double)] = []
+      for count in scaling {
+        let seconds = step.optimizedSeconds(workers: count)
+        times.append((count, seconds))
+        var m = ProfileMeasurement(
+          name: "pretraining step, \(count) worker(s)", shape: stepRow.shape, flops: step.flops, referenceSeconds: .nan,
+          referenceScaled: false)
+        m.optimizedSeconds = seconds
+        table.append(ProfileRow(m, peak: peak))
+      }
+      print("strong scaling of the step: " + times.map {
+        String(format: "%d worker(s) %.3f s (%.2fx of %d)", $0.workers, $0.seconds, times[0].seconds / $0.seconds, times[0].workers)
+      }.joined(separator: "; "))
+    }
     if let jsonPath {
       let report = ProfileReport(preset: presetName, workers: workers, batch: ProfileProbe.batch, peakGFLOPS: peak, rows: table)
       let encoder = JSONEncoder()

@@ -102,6 +102,13 @@ struct StepProfile {
     return profileMedian(reps: reps) { net.pretrainingStep(b, loss: Self.settings, optimizer: &optimizer) }
   }
 
+  /// The median optimized step at the full batch on `workers` workers (after a warm-up).
+  func optimizedSeconds(workers: Int) -> Double {
+    let optimized = referenceNetwork.converted(to: OptimizedBackend(workers: workers))
+    _ = stepSeconds(optimized, batch: ProfileProbe.batch, reps: 1)
+    return stepSeconds(optimized, batch: ProfileProbe.batch, reps: 5)
+  }
+
   func measure(workers: Int, peak: Double, fullReference: Bool) -> ProfileRow {
     let n = ProfileProbe.batch
     let optimized = referenceNetwork.converted(to: OptimizedBackend(workers: workers))

@@ -15,7 +15,8 @@ enum ProfileCommand: VerifyCommand {
     OptionSpec("full-reference", value: false), OptionSpec("steps-only", value: false),
   ]
   static let help = """
-    usage: verify profile [--preset paper|cpu|smoke|tiny] [--workers N] [--json FILE] [--full-reference] [--steps-only]
+    usage: verify profile [--preset paper|cpu|smoke|tiny] [--workers N|N,M,...] [--json FILE] [--full-reference]
+                          [--steps-only]
 
     Refuses a debug build. Measures the machine's peak with the optimized GEMM micro-kernel on
     every worker, then, for every kernel at the preset's layer shapes (pretraining batch 8 per view;
@@ -25,7 +26,9 @@ enum ProfileCommand: VerifyCommand {
     each, the speedup, the optimized GFLOP/s and its fraction of the peak. The reference is timed
     with fewer repetitions, and where one full-batch run would take more than a few seconds it is
     timed on one batch element and multiplied by the batch (marked *). Default preset: cpu;
-    default workers: every active processor. --json FILE writes the same table.
+    default workers: every active processor (at most 16). --workers 1,2 (a list) profiles at the
+    largest count and also times the whole step at each count (strong scaling). --json FILE writes
+    the same table.
 
     Then one whole pretraining step (InfoNCE, both views, forward, backward and Adam): checked at
     batch 1 (2 when the bottleneck is one pixel; loss and every gradient, |opt - ref| <= 2e-3 +
@@ -44,11 +47,22 @@ enum ProfileCommand: VerifyCommand {
           + "`swift run -c release verify profile`")
     #else
       let (presetName, config) = try options.modelPreset()
-      let workers = try options.workers()
+      let scaling = try workerList(options.string("workers"))
+      let workers = scaling.max() ?? defaultWorkerCount()
       let jsonPath = options.string("json")
       try Profiler.run(
         presetName: presetName, config: config, workers: workers, jsonPath: jsonPath,
-        fullReference: options.flag("full-reference"), stepsOnly: options.flag("steps-only"))
+        fullReference: options.flag("full-reference"), stepsOnly: options.flag("steps-only"), scaling: scaling)
     #endif
+  }
+
+  /// `--workers N` or a comma-separated list, each in 1 ... `maximumWorkerCount`; empty when absent.
+  static func workerList(_ text: String?) throws -> [Int] {
+    guard let text else { return [] }
+    let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !counts.isEmpty, counts.allSatisfy({ $0.map { (1...maximumWorkerCount).contains($0) } ?? false }) else {
+      throw VerifyError("--workers must be integers in 1...\(maximumWorkerCount), separated by commas, got '\(text)'", exitCode: 64)
+    }
+    return counts.compactMap { $0 }
   }
 }

@@ -10,18 +10,18 @@ public struct ExperimentConfig: Codable, Hashable, Sendable {
 
   // MARK: Pretraining (docs/PROTOCOL.md section 3)
   public var pretrainingSteps: Int
-  public var pretrainingBatch = 8
+  public var pretrainingBatch = BatchSizes.pretraining
   public var pretrainingLearningRate = 4.7e-4
   /// Validation loss every this many steps; the best-validation backbone is kept.
   public var pretrainingValidationInterval: Int
   /// Slices in the validation loss (a fixed seeded subset of the validation split).
   public var pretrainingValidationSlices: Int
-  public var positions = 1000
-  public var temperature = 0.53
-  public var barlowLambda = 5e-3
+  public var positions = InfoNCEConstants.sampledPositions
+  public var temperature = InfoNCEConstants.temperature
+  public var barlowLambda = BarlowTwinsConstants.lambda
 
   // MARK: Downstream (docs/PROTOCOL.md section 4)
-  public var downstreamBatch = 16
+  public var downstreamBatch = BatchSizes.downstream
   public var linearProbeLearningRate = 7.6e-3
   public var fineTuneBackboneLearningRate = 5e-5
   public var fineTuneHeadLearningRate = 1e-2

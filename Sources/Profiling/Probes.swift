@@ -23,9 +23,9 @@ struct ProfileMeasurement {
 /// returns a closure that runs the kernel once and returns its outputs.
 struct ProfileProbe {
   /// Pretraining batch per view (docs/PROTOCOL.md section 3).
-  static let batch = 8
+  static let batch = BatchSizes.pretraining
   /// Segmentation batch (docs/PROTOCOL.md section 4).
-  static let segmentationBatch = 16
+  static let segmentationBatch = BatchSizes.downstream
 
   var name: String
   var shape: String

@@ -1,4 +1,12 @@
 /// The pixel-level objective of pretraining (docs/PROTOCOL.md section 3).
+/// The protocol's batch sizes (code; docs/PROTOCOL.md sections 3 and 4), the one place they are written.
+public enum BatchSizes {
+  /// Pretraining: slices per batch, each giving two views.
+  public static let pretraining = 8
+  /// Downstream segmentation (linear probing, fine-tuning, the baseline).
+  public static let downstream = 16
+}
+
 public enum PretrainingObjective: String, Codable, Hashable, Sendable, CaseIterable {
   /// Pix2Rep: InfoNCE on L2-normalised pixel vectors.
   case infoNCE
@@ -12,7 +20,10 @@ public struct PretrainingLoss: Codable, Hashable, Sendable {
   public var temperature: Double
   public var lambda: Double
 
-  public init(objective: PretrainingObjective, temperature: Double = 0.53, lambda: Double = 5e-3) {
+  public init(
+    objective: PretrainingObjective, temperature: Double = InfoNCEConstants.temperature,
+    lambda: Double = BarlowTwinsConstants.lambda
+  ) {
     self.objective = objective
     self.temperature = temperature
     self.lambda = lambda

@@ -32,20 +32,21 @@ let package = Package(
     .target(name: "Experiment", dependencies: ["Reference", "Optimized", "Dataset"]),
     .target(name: "TestSupport", dependencies: ["Reference"]),
     .target(name: "Profiling", dependencies: ["Reference", "Optimized", "TestSupport"]),
+    .target(name: "TestExpectations", dependencies: ["Dataset", "TestSupport"]),
 
     // MARK: Command line
     .executableTarget(
       name: "verify", dependencies: ["Reference", "Optimized", "Dataset", "Experiment", "Profiling"]),
 
     // MARK: Tests
-    .testTarget(name: "GradientTests", dependencies: ["Reference", "TestSupport"]),
-    .testTarget(name: "EquivarianceTests", dependencies: ["Reference", "Dataset", "TestSupport"]),
+    .testTarget(name: "GradientTests", dependencies: ["Reference", "TestSupport", "TestExpectations"]),
+    .testTarget(name: "EquivarianceTests", dependencies: ["Reference", "Dataset", "TestSupport", "TestExpectations"]),
     .testTarget(
       name: "RegressionTests",
       dependencies: ["Reference", "Optimized", "Experiment", "TestSupport"]),
     .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Reference", "TestSupport"]),
     .testTarget(
-      name: "DataTests", dependencies: ["Dataset", "Reference", "TestSupport"]),
-    .testTarget(name: "ExchangeTests", dependencies: ["Experiment", "Dataset", "Reference"]),
+      name: "DataTests", dependencies: ["Dataset", "Reference", "TestSupport", "TestExpectations"]),
+    .testTarget(name: "ExchangeTests", dependencies: ["Experiment", "Dataset", "Reference", "TestExpectations"]),
   ]
 )

@@ -1,5 +1,6 @@
 import Dataset
 import Foundation
+import TestExpectations
 import Testing
 
 /// The synthetic phantom: reproducibility, its acceptance list (docs/PHANTOM.md), and the loader on
@@ -135,22 +136,10 @@ struct PhantomTests {
   func pngIsValid() throws {
     let pixels: [UInt8] = [255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 40, 50, 60, 70, 80, 90]
     let png = PNG.encode(width: 3, height: 2, color: .rgb, pixels: pixels)
-    #expect(Array(png[0..<8]) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
-    var offset = 8
-    var chunks: [(String, [UInt8])] = []
-    while offset + 12 <= png.count {
-      let length = png[offset..<(offset + 4)].reduce(0) { $0 << 8 | Int($1) }
-      let type = Array(png[(offset + 4)..<(offset + 8)])
-      let data = Array(png[(offset + 8)..<(offset + 8 + length)])
-      let crc = png[(offset + 8 + length)..<(offset + 12 + length)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-      #expect(crc == Gzip.crc32(type + data))
-      chunks.append((String(decoding: type, as: UTF8.self), data))
-      offset += 12 + length
-    }
-    #expect(offset == png.count)
-    #expect(chunks.map(\.0) == ["IHDR", "IDAT", "IEND"])
-    #expect(chunks[0].1 == [0, 0, 0, 3, 0, 0, 0, 2, 8, 2, 0, 0, 0])
-    #expect(try Gzip.decompress(chunks[1].1) == [0] + pixels[0..<9] + [0] + pixels[9..<18])
+    let chunks = try pngChunks(png)
+    #expect(chunks.map(\.type) == ["IHDR", "IDAT", "IEND"])
+    #expect(chunks[0].data == [0, 0, 0, 3, 0, 0, 0, 2, 8, 2, 0, 0, 0])
+    #expect(try Gzip.decompress(chunks[1].data) == [0] + pixels[0..<9] + [0] + pixels[9..<18])
     let sheet = PhantomGenerator(seed: 1, gridSize: 32).previewPNG(patients: [61], zoom: 2)
     #expect(sheet.count > 100 && Array(sheet[16..<24]) == [0, 0, 0x01, 0x8A, 0, 0, 0, 64])  // 394 x 64
   }

@@ -1,5 +1,6 @@
 import Foundation
 import Reference
+import TestExpectations
 import Testing
 import TestSupport
 

@@ -1,4 +1,5 @@
 import Reference
+import TestExpectations
 import Testing
 import TestSupport
 

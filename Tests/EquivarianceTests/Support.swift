@@ -1,6 +1,7 @@
 import Foundation
 import Reference
 import Testing
+import TestExpectations
 import TestSupport
 
 // MARK: - Build
@@ -14,24 +15,6 @@ let optimizedBuild = true
 #endif
 
 // MARK: - Assertions
-
-/// Expects `actual` to equal `expected` within `tolerance`, count first; a failure carries label,
-/// index, expected, actual, delta and limit.
-func expectClose<A: BinaryFloatingPoint, B: BinaryFloatingPoint>(
-  _ label: String, _ actual: [A], _ expected: [B], tolerance: Tolerance,
-  sourceLocation: SourceLocation = #_sourceLocation
-) {
-  let mismatch = firstMismatch(label, actual: actual, expected: expected, tolerance: tolerance)
-  #expect(mismatch == nil, "\(mismatch?.description ?? "")", sourceLocation: sourceLocation)
-}
-
-/// `expectClose` for one value.
-func expectClose(
-  _ label: String, _ actual: Double, _ expected: Double, tolerance: Tolerance,
-  sourceLocation: SourceLocation = #_sourceLocation
-) {
-  expectClose(label, [actual], [expected], tolerance: tolerance, sourceLocation: sourceLocation)
-}
 
 /// Expects `actual` equal to `expected` element for element (shape first).
 func expectExact(

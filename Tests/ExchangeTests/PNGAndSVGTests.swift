@@ -2,24 +2,8 @@ import Dataset
 import Experiment
 import Foundation
 import Reference
+import TestExpectations
 import Testing
-
-/// Splits a PNG into its chunks, checking the signature and every CRC.
-func pngChunks(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws -> [(type: String, data: [UInt8])] {
-  try #require(Array(bytes.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "PNG signature", sourceLocation: sourceLocation)
-  func be32(_ i: Int) -> Int { (0..<4).reduce(0) { $0 << 8 | Int(bytes[i + $1]) } }
-  var chunks: [(String, [UInt8])] = []
-  var pos = 8
-  while pos < bytes.count {
-    let length = be32(pos)
-    try #require(pos + 12 + length <= bytes.count, "chunk at \(pos) runs past the end", sourceLocation: sourceLocation)
-    let typeAndData = Array(bytes[(pos + 4)..<(pos + 8 + length)])
-    #expect(UInt32(be32(pos + 8 + length)) == Gzip.crc32(typeAndData), "CRC of chunk at \(pos)", sourceLocation: sourceLocation)
-    chunks.append((String(decoding: typeAndData.prefix(4), as: UTF8.self), Array(typeAndData.dropFirst(4))))
-    pos += 12 + length
-  }
-  return chunks
-}
 
 @Suite("PNG and SVG writers")
 struct PNGAndSVGTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Reference
+import TestExpectations
 import Testing
 import TestSupport
 
@@ -52,13 +53,13 @@ import TestSupport
       input: input, weight: [2, 1], bias: [0.5, -1], runningMean: &runningMean,
       runningVariance: &runningVariance, training: true)
 
-    LayerCheck.expectClose(
+    expectClose(
       "running mean", runningMean, [0.9 * 0 + 0.1 * 2.5, 0.9 * 1 + 0.1 * 11], tolerance: .doubleRounding)
-    LayerCheck.expectClose(
+    expectClose(
       "running variance", runningVariance, [0.9 * 1 + 0.1 * 5.0 / 3.0, 0.9 * 2 + 0.1 * 4], tolerance: .doubleRounding)
-    LayerCheck.expectClose("saved mean", saved.mean, [2.5, 11], tolerance: .doubleRounding)
+    expectClose("saved mean", saved.mean, [2.5, 11], tolerance: .doubleRounding)
     let inverseStd = [1 / (1.25 + 1e-5).squareRoot(), 1 / (3 + 1e-5).squareRoot()]
-    LayerCheck.expectClose("saved inverseStd", saved.inverseStd, inverseStd, tolerance: .doubleRounding)
+    expectClose("saved inverseStd", saved.inverseStd, inverseStd, tolerance: .doubleRounding)
     #expect(saved.training)
     let expected = [
       2 * (1 - 2.5) * inverseStd[0] + 0.5, 2 * (2 - 2.5) * inverseStd[0] + 0.5,
@@ -66,7 +67,7 @@ import TestSupport
       2 * (3 - 2.5) * inverseStd[0] + 0.5, 2 * (4 - 2.5) * inverseStd[0] + 0.5,
       (10 - 11) * inverseStd[1] - 1, (14 - 11) * inverseStd[1] - 1,
     ]
-    LayerCheck.expectClose("training output", output.data, expected, tolerance: .doubleRounding)
+    expectClose("training output", output.data, expected, tolerance: .doubleRounding)
   }
 
   @Test("batchNorm evaluation normalises with the running statistics and leaves them unchanged")
@@ -86,6 +87,6 @@ import TestSupport
       3 * (1 - 2) * inverseStd[0], 3 * (3 - 2) * inverseStd[0],
       (-1 - 1) * inverseStd[1] + 1, (5 - 1) * inverseStd[1] + 1,
     ]
-    LayerCheck.expectClose("evaluation output", output.data, expected, tolerance: .doubleRounding)
+    expectClose("evaluation output", output.data, expected, tolerance: .doubleRounding)
   }
 }

@@ -1,4 +1,5 @@
 import Reference
+import TestExpectations
 import Testing
 import TestSupport
 
@@ -34,7 +35,7 @@ import TestSupport
     weight[0] = 1  // (o 0, c 0, 0, 0)
     weight[17] = 1  // (o 1, c 0, 2, 2)
     let output = conv3x3Forward(input: input, weight: weight, outputChannels: 2)
-    LayerCheck.expectClose(
+    expectClose(
       "conv3x3 taps", output.data, [0, 0, 0, 0, 0, 1, 4, 5, 0, 0, 0, 0], tolerance: .exact)
   }
 
@@ -47,7 +48,7 @@ import TestSupport
     weight[22] = -1  // (o 1, c 0, 1, 1)
     weight[31] = 4  // (o 1, c 1, 1, 1)
     let output = conv3x3Forward(input: input, weight: weight, outputChannels: 2)
-    LayerCheck.expectClose("conv3x3 centre tap", output.data, [3 * 0.5 + -2 * 2, 3 * -1 + -2 * 4], tolerance: .exact)
+    expectClose("conv3x3 centre tap", output.data, [3 * 0.5 + -2 * 2, 3 * -1 + -2 * 4] as [Double], tolerance: .exact)
   }
 
   // MARK: - 1x1
@@ -79,8 +80,8 @@ import TestSupport
     let input = Tensor<Double>(shape: Shape(1, 2, 1, 1), data: [3, -2])
     let output = conv1x1Forward(input: input, weight: [1, 2, 3, 4, 5, 6], bias: [10, 20, 30])
     #expect(output.shape == Shape(1, 3, 1, 1))
-    LayerCheck.expectClose(
-      "conv1x1 layout", output.data, [10 + 3 - 4, 20 + 9 - 8, 30 + 15 - 12], tolerance: .exact)
+    expectClose(
+      "conv1x1 layout", output.data, [10 + 3 - 4, 20 + 9 - 8, 30 + 15 - 12] as [Double], tolerance: .exact)
   }
 
   // MARK: - 2x2 transposed, stride 2
@@ -115,7 +116,7 @@ import TestSupport
     let weight: [Double] = [1, 2, 3, 4, 5, 6, 7, 8]
     let output = convTranspose2x2Forward(input: input, weight: weight, bias: [10, 20])
     #expect(output.shape == Shape(1, 2, 2, 2))
-    LayerCheck.expectClose(
+    expectClose(
       "convTranspose2x2 layout", output.data, [12, 14, 16, 18, 30, 32, 34, 36], tolerance: .exact)
   }
 }

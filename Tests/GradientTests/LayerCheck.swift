@@ -50,13 +50,4 @@ enum LayerCheck {
     #expect(mismatch == nil, "\(mismatch?.description ?? "")", sourceLocation: sourceLocation)
   }
 
-  /// Expects `actual` to equal `expected` within `tolerance`, count first; a failure carries the
-  /// Mismatch description.
-  static func expectClose(
-    _ label: String, _ actual: [Double], _ expected: [Double], tolerance: Tolerance,
-    sourceLocation: SourceLocation = #_sourceLocation
-  ) {
-    let mismatch = firstMismatch(label, actual: actual, expected: expected, tolerance: tolerance)
-    #expect(mismatch == nil, "\(mismatch?.description ?? "")", sourceLocation: sourceLocation)
-  }
 }

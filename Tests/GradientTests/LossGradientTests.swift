@@ -1,5 +1,6 @@
 import Foundation
 import Reference
+import TestExpectations
 import Testing
 import TestSupport
 
@@ -25,7 +26,7 @@ import TestSupport
     // Pixel 0: logits 1000 and 1000 + log 3 give 1/4 and 3/4; pixel 1: -1000 and -1000 give 1/2 each.
     let logits = Tensor<Double>(shape: Shape(1, 2, 1, 2), data: [1000, -1000, 1000 + log(3.0), -1000])
     let p = softmaxForward(logits: logits)
-    LayerCheck.expectClose("softmax large logits", p.data, [0.25, 0.5, 0.75, 0.5], tolerance: .doubleRounding)
+    expectClose("softmax large logits", p.data, [0.25, 0.5, 0.75, 0.5], tolerance: .doubleRounding)
   }
 
   // MARK: - Cross-entropy
@@ -47,10 +48,10 @@ import TestSupport
   func crossEntropyUniform() {
     let logits = Tensor<Double>(zeros: Shape(1, 4, 1, 2))
     let (loss, gradLogits) = softmaxCrossEntropy(logits: logits, targets: [1, 3])
-    LayerCheck.expectClose("cross-entropy value", [loss], [log(4.0)], tolerance: .doubleRounding)
+    expectClose("cross-entropy value", [loss], [log(4.0)], tolerance: .doubleRounding)
     // Channel-major (1, 4, 1, 2): pixel 0 has target 1, pixel 1 has target 3.
     let expected = [0.125, 0.125, -0.375, 0.125, 0.125, 0.125, 0.125, -0.375]
-    LayerCheck.expectClose("cross-entropy gradient", gradLogits.data, expected, tolerance: .doubleRounding)
+    expectClose("cross-entropy gradient", gradLogits.data, expected, tolerance: .doubleRounding)
   }
 
   // MARK: - Soft Dice
@@ -80,7 +81,7 @@ import TestSupport
       }
     }
     let (loss, _) = softDiceLoss(logits: logits, labels: labels)
-    LayerCheck.expectClose("perfect soft Dice", [loss], [0], tolerance: .doubleRounding)
+    expectClose("perfect soft Dice", [loss], [0], tolerance: .doubleRounding)
   }
 
   @Test("soft Dice of equal logits on a 2x2 slice matches the hand value")
@@ -91,8 +92,8 @@ import TestSupport
     // loss = 1 - (dice0 + dice1) / 2 = 0.53333182222672...
     let (loss, _) = softDiceLoss(logits: Tensor(zeros: Shape(1, 2, 2, 2)), labels: [0, 0, 0, 1])
     let dice0 = (3 + 1e-5) / (5 + 1e-5), dice1 = (1 + 1e-5) / (3 + 1e-5)
-    LayerCheck.expectClose("2x2 soft Dice", [loss], [1 - (dice0 + dice1) / 2], tolerance: .doubleRounding)
-    LayerCheck.expectClose("2x2 soft Dice literal", [loss], [0.5333318222267259], tolerance: .doubleRounding)
+    expectClose("2x2 soft Dice", [loss], [1 - (dice0 + dice1) / 2], tolerance: .doubleRounding)
+    expectClose("2x2 soft Dice literal", [loss], [0.5333318222267259], tolerance: .doubleRounding)
   }
 
   @Test("soft Dice traps on a label outside 0 ..< K")

@@ -1,4 +1,5 @@
 import Reference
+import TestExpectations
 import Testing
 import TestSupport
 
@@ -21,9 +22,9 @@ import TestSupport
   func reluKink() {
     let input = Tensor<Double>(shape: Shape(1, 1, 1, 4), data: [-1, 0, 2, -0.0])
     let output = reluForward(input: input)
-    LayerCheck.expectClose("relu output", output.data, [0, 0, 2, 0], tolerance: .exact)
+    expectClose("relu output", output.data, [0, 0, 2, 0], tolerance: .exact)
     let gradInput = reluBackward(output: output, gradOutput: Tensor(shape: input.shape, data: [5, 6, 7, 8]))
-    LayerCheck.expectClose("relu gradient", gradInput.data, [0, 0, 7, 0], tolerance: .exact)
+    expectClose("relu gradient", gradInput.data, [0, 0, 7, 0], tolerance: .exact)
   }
 
   // MARK: - Max-pool
@@ -46,9 +47,9 @@ import TestSupport
     // window 2 is [[0, 0], [0, 0]] (winner (0, 0)). Row-major (1, 1, 2, 6).
     let input = Tensor<Double>(shape: Shape(1, 1, 2, 6), data: [3, 3, 1, 2, 0, 0, 1, 3, 2, 0, 0, 0])
     let output = maxPool2x2Forward(input: input)
-    LayerCheck.expectClose("maxPool2x2 tie output", output.data, [3, 2, 0], tolerance: .exact)
+    expectClose("maxPool2x2 tie output", output.data, [3, 2, 0], tolerance: .exact)
     let gradInput = maxPool2x2Backward(input: input, gradOutput: Tensor(shape: output.shape, data: [10, 20, 30]))
-    LayerCheck.expectClose(
+    expectClose(
       "maxPool2x2 tie gradient", gradInput.data, [10, 0, 0, 20, 30, 0, 0, 0, 0, 0, 0, 0], tolerance: .exact)
   }
 
@@ -86,8 +87,8 @@ import TestSupport
     let second = LayerCheck.tensor(Shape(2, 1, 1, 3), seed: 107)
     let joined = concatChannels(first, second)
     #expect(joined.shape == Shape(2, 3, 1, 3))
-    LayerCheck.expectClose("joined sample 1 channel 0", [joined[1, 0, 0, 2]], [first[1, 0, 0, 2]], tolerance: .exact)
-    LayerCheck.expectClose("joined sample 1 channel 2", [joined[1, 2, 0, 2]], [second[1, 0, 0, 2]], tolerance: .exact)
+    expectClose("joined sample 1 channel 0", [joined[1, 0, 0, 2]], [first[1, 0, 0, 2]], tolerance: .exact)
+    expectClose("joined sample 1 channel 2", [joined[1, 2, 0, 2]], [second[1, 0, 0, 2]], tolerance: .exact)
     let (a, b) = splitChannels(joined, firstChannels: 2)
     #expect(a == first)
     #expect(b == second)

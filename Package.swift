@@ -15,6 +15,8 @@ let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"])]
 
 let package = Package(
   name: "Pix2Rep",
+  // The deterministic parallel loops use Synchronization's Atomic (macOS 15); Linux has no minimum.
+  platforms: [.macOS(.v15)],
   products: [
     .library(name: "Reference", targets: ["Reference"]),
     .library(name: "Optimized", targets: ["Optimized"]),

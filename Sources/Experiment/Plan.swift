@@ -30,7 +30,7 @@ struct Plan {
 
   /// The steps a run is assumed to take before any has finished: its best at half its epoch cap,
   /// then `patience` validations more. Measured on the cpu preset (2026-11-30): at one patient,
-  /// where the validation slices come from the training patient, 26 of 29 runs were still
+  /// where the validation slices come from the training patient, 26 of 30 runs were still
   /// improving at the cap (400 steps), and a budget-100 baseline at lr 5e-5 still improved after
   /// 17 epochs; an early best (validation 4) underestimated the run by half.
   func assumedSteps(_ run: Run) -> Int {

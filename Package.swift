@@ -1,11 +1,25 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 // MARK: - Build settings
 
-/// The optimized kernels are compiled for the host CPU: without it x86-64 has no FMA and
-/// `SIMD.addProduct` becomes a libm call per lane (measured ~70x slower on this machine).
-let hostCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+/// The CPU the optimized kernels are compiled for. They need FMA: without it x86-64 has none and
+/// `SIMD.addProduct` becomes a libm call per lane (measured ~70x slower). The portable default on
+/// x86-64 is `haswell` (AVX2 and FMA, the x86-64-v3 level; swiftc takes LLVM CPU names, not
+/// `x86-64-v3`), so a binary runs on any such CPU; on arm64 the compiler's default (FMA is part of
+/// the base instruction set). `PIX2REP_TARGET_CPU=native swift build ...` (or another LLVM CPU
+/// name) opts in to the build machine's own CPU. `verify` refuses to run on an x86-64 CPU without
+/// AVX2 and FMA, with a message, instead of failing on an illegal instruction.
+let targetCPU: String? = {
+  if let cpu = ProcessInfo.processInfo.environment["PIX2REP_TARGET_CPU"], !cpu.isEmpty { return cpu }
+  #if arch(x86_64)
+    return "haswell"
+  #else
+    return nil
+  #endif
+}()
+let hostCPU: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
 /// The network and training loops are generic over the backend; cross-module optimisation lets the
 /// callers specialise them for `OptimizedBackend` instead of running them through generic metadata.

@@ -23,6 +23,11 @@ func usage(_ commands: [any VerifyCommand.Type]) -> String {
 // Keep freed tensors in the heap instead of unmapping them (page faults cost more than the kernels).
 retainFreedMemory()
 
+if let problem = unsupportedCPU() {
+  FileHandle.standardError.write(Data("verify: error: \(problem)\n".utf8))
+  exit(1)
+}
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, name != "--help", name != "-h", name != "help" else {
   print(usage(commands))

@@ -89,14 +89,10 @@ public struct Reproduction {
     }
     let equivariance = try equivarianceFigures(pretrained: backbones[.infoNCE]!, random: random)
     let table = ResultTable(runs: runs, budgets: config.budgets)
-    var pretraining: [PretrainingOutcome] = []
-    for objective in PretrainingObjective.allCases {
-      if let outcome = try store.load(PretrainingOutcome.self, stage: "pretrain-\(objective.rawValue)") { pretraining.append(outcome) }
-    }
     let report = Report(
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
-      totalSeconds: Date().timeIntervalSince(start), pretraining: pretraining, sanity: Claims.sanity(table),
+      totalSeconds: Date().timeIntervalSince(start), pretraining: try pretrainingOutcomes(), sanity: Claims.sanity(table),
       estimate: plan.description, estimatedSeconds: plan.assumedSeconds)
     try report.write(to: store.directory)
     let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
@@ -112,6 +108,11 @@ public struct Reproduction {
   /// `repeats` after a warm-up; 1: a single timing without warm-up, for the paper preset).
   public func estimate(repeats: Int = 3) throws -> String {
     try makePlan(labelledDraws(), repeats: repeats).description
+  }
+
+  /// The finished pretraining stages' outcomes, in objective order.
+  func pretrainingOutcomes() throws -> [PretrainingOutcome] {
+    try PretrainingObjective.allCases.compactMap { try store.load(PretrainingOutcome.self, stage: "pretrain-\($0.rawValue)") }
   }
 
   /// Every budget's seeded draws of labelled patients.
@@ -230,7 +231,7 @@ public struct Reproduction {
   /// training. Without this the statistics stay at mean 0, variance 1 and the probe sees a signal
   /// that fades through the layers.
   mutating func randomBackboneForProbing(_ random: [Float]) throws -> [Float] {
-    let stage = "random-backbone-statistics"
+    let stage = Reproduction.randomStatisticsStage
     let url = store.weightsURL(stage)
     if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
     return try store.withClaim(stage) {

@@ -91,12 +91,10 @@ extension Reproduction {
     guard let mode = Reproduction.methods(config, budget: budget, baselineRate: rate).first(where: { $0.0 == method })?.1 else {
       throw ExperimentError("stage \(name): \(method.rawValue) is not trained at budget \(budget)")
     }
-    let initial: [Float]
-    switch method {
-    case .supervised: initial = random
-    case .randomLinear: initial = try WeightsFile.read(from: store.weightsURL(Reproduction.randomStatisticsStage), expecting: config.model)
-    default: initial = try WeightsFile.read(from: store.weightsURL(Reproduction.input(of: method, budget: budget)), expecting: config.model)
-    }
+    // The baseline starts from the random initialisation; every other method from the weights its
+    // input stage stored.
+    let initial = method == .supervised
+      ? random : try WeightsFile.read(from: store.weightsURL(Reproduction.input(of: method, budget: budget)), expecting: config.model)
     _ = try downstream(method, mode: mode, initial: initial, d)
   }
 }
@@ -120,13 +118,8 @@ extension Reproduction {
         }
       }
     }
-    var pretraining: [PretrainingOutcome] = []
-    for objective in PretrainingObjective.allCases {
-      if let outcome = try store.load(PretrainingOutcome.self, stage: "pretrain-\(objective.rawValue)") {
-        pretraining.append(outcome)
-        seconds["pretrain-\(objective.rawValue)"] = outcome.seconds
-      }
-    }
+    let pretraining = try pretrainingOutcomes()
+    for outcome in pretraining { seconds["pretrain-\(outcome.objective.rawValue)"] = outcome.seconds }
     let table = ResultTable(runs: runs, budgets: config.budgets)
     return Report(
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),

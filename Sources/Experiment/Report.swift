@@ -64,15 +64,28 @@ public struct Report: Codable, Sendable {
       }
     }
     if !cappedCells.isEmpty { text += "; runs at the epoch cap (†): " + cappedCells.joined(separator: ", ") }
+    let cappedChanges = recorded.filter { $0.stopReason == .cap }.compactMap(\.relativeChangeLastQuarter).sorted()
+    if !cappedChanges.isEmpty {
+      let median = cappedChanges.count % 2 == 1
+        ? cappedChanges[cappedChanges.count / 2]
+        : (cappedChanges[cappedChanges.count / 2 - 1] + cappedChanges[cappedChanges.count / 2]) / 2
+      text += String(
+        format: ". Over their last quarter the capped runs' best validation loss changed by %+.1f%% (median; from %+.1f%% to %+.1f%%): a change far from 0 means the cap, not convergence, ended them",
+        100 * median, 100 * cappedChanges.first!, 100 * cappedChanges.last!)
+    }
     return text + "."
   }
 
   /// Every run: steps, epochs, best step and why it stopped.
   public var runsText: String {
-    var lines = ["| method | budget | draw | Dice | steps | epochs | best step | stopped by | time |", "|---|---|---|---|---|---|---|---|---|"]
+    var lines = [
+      "| method | budget | draw | Dice | steps | epochs | best step | stopped by | best validation loss, change over last quarter | time |",
+      "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs.sorted(by: { ($0.budget, $0.draw, $0.method.rawValue) < ($1.budget, $1.draw, $1.method.rawValue) }) {
-      lines.append(String(format: "| %@ | %d | %d | %.3f | %d | %@ | %@ | %@ | %@ |", r.method.rawValue, r.budget, r.draw, r.summary.mean, r.steps,
-        r.epochs.map { String(format: "%.1f", $0) } ?? "–", r.bestStep.map(String.init) ?? "–", r.stopReason?.rawValue ?? "–", formatDuration(r.seconds)))
+      lines.append(String(format: "| %@ | %d | %d | %.3f | %d | %@ | %@ | %@ | %@ | %@ |", r.method.rawValue, r.budget, r.draw, r.summary.mean, r.steps,
+        r.epochs.map { String(format: "%.1f", $0) } ?? "–", r.bestStep.map(String.init) ?? "–", r.stopReason?.rawValue ?? "–",
+        r.relativeChangeLastQuarter.map { $0 > -0.0005 ? "0.0%" : String(format: "%+.1f%%", 100 * $0) } ?? "–", formatDuration(r.seconds)))
     }
     return lines.joined(separator: "\n")
   }

@@ -46,6 +46,19 @@ public struct RunResult: Codable, Hashable, Sendable {
   /// Epochs trained (steps over steps per epoch).
   public var epochs: Double? { schedule.map { Double(steps) / Double($0.stepsPerEpoch) } }
 
+  /// How much the best validation loss still improved over the run's last quarter of steps:
+  /// (best overall - best up to 3/4 of the steps) / |best up to 3/4|, 0 or negative. Near 0: the
+  /// run had converged, whatever stopped it; clearly negative at the cap: the cap ended a run that
+  /// was still improving. Nil without a stored curve.
+  public var relativeChangeLastQuarter: Double? {
+    guard let curve, !curve.isEmpty else { return nil }
+    let quarter = 3 * steps / 4
+    guard let early = curve.filter({ $0.step <= quarter }).map(\.loss).min(), early != 0,
+      let overall = curve.map(\.loss).min()
+    else { return nil }
+    return (overall - early) / abs(early)
+  }
+
   public init(
     method: Method, budget: Int, draw: Int, patients: [Int], summary: DiceSummary, volumes: [VolumeScore],
     chosenLearningRate: Double?, steps: Int, bestValidationLoss: Double, seconds: Double, curve: [CurvePoint]? = nil,

@@ -22,6 +22,21 @@ import Testing
     #expect(PretrainingOutcome.relativeChangeLastQuarter([CurvePoint(step: 400, loss: 1)], steps: 400) == nil)
   }
 
+  @Test("a downstream run's last-quarter change compares its best validation with its best up to 3/4 of the steps")
+  func downstreamChangeOverTheLastQuarter() {
+    var run = ClaimTests.run(.pix2repFineTune, 1, 1, 0.5)
+    run.steps = 400
+    // Best up to step 300 is 0.4 (at 200; 300 is worse); the best overall is 0.3 at 400.
+    run.curve = [(0, 0.9), (100, 0.5), (200, 0.4), (300, 0.45), (400, 0.3)].map { CurvePoint(step: $0.0, loss: $0.1) }
+    let change = run.relativeChangeLastQuarter
+    #expect(change.map { abs($0 - (0.3 - 0.4) / 0.4) < 1e-12 } == true, "\(String(describing: change))")
+    // A run whose best came early and did not improve after: 0.
+    run.curve = [(0, 0.9), (100, 0.2), (200, 0.4), (300, 0.45), (400, 0.3)].map { CurvePoint(step: $0.0, loss: $0.1) }
+    #expect(run.relativeChangeLastQuarter == 0)
+    run.curve = nil
+    #expect(run.relativeChangeLastQuarter == nil)
+  }
+
   /// Four labelled 4 x 4 slices of the tiny model, each with every class.
   static func slices(seed: UInt64) -> SliceSet {
     var rng = SplitMix64(seed: seed)

@@ -213,7 +213,7 @@ public struct PhantomGenerator: Sendable {
 
   /// Generates the phantom once into `cacheDirectory/<cacheName>` and returns that folder; later
   /// calls return it at once. Generation goes to a temporary sibling folder
-  /// `<cacheName>.partial-<pid>` that is renamed when complete, so an interrupted run is never
+  /// `<cacheName>.partial-<host>-<pid>` that is renamed when complete, so an interrupted run is never
   /// mistaken for a complete dataset; leftovers of processes that no longer run are removed.
   public func ensure(cacheDirectory: URL, progress: (@Sendable (Int, Int) -> Void)? = nil) throws(DataError) -> URL {
     let final = cacheDirectory.appendingPathComponent(cacheName, isDirectory: true)
@@ -221,7 +221,7 @@ public struct PhantomGenerator: Sendable {
     try createFolder(cacheDirectory)
     removeAbandonedPartials(in: cacheDirectory)
     let partial = cacheDirectory.appendingPathComponent(
-      cacheName + ".partial-\(ProcessInfo.processInfo.processIdentifier)", isDirectory: true)
+      cacheName + ".partial-\(Self.host)-\(ProcessInfo.processInfo.processIdentifier)", isDirectory: true)
     try? FileManager.default.removeItem(at: partial)
     try write(to: partial, progress: progress)
     do {
@@ -236,10 +236,15 @@ public struct PhantomGenerator: Sendable {
     return final
   }
 
-  /// Removes `<cacheName>.partial-<pid>` folders whose process is gone (a generation that was
-  /// interrupted); those of running processes are left alone.
+  /// This machine's name: partial folders carry it, because on a file system shared by several
+  /// machines (a cluster's jobs) a process id means something only on the machine that made it.
+  package static let host = ProcessInfo.processInfo.hostName.replacingOccurrences(of: "/", with: "_")
+
+  /// Removes `<cacheName>.partial-<host>-<pid>` folders of this machine whose process is gone (a
+  /// generation that was interrupted); those of running processes, and every other machine's, are
+  /// left alone.
   private func removeAbandonedPartials(in cacheDirectory: URL) {
-    let prefix = cacheName + ".partial-"
+    let prefix = cacheName + ".partial-\(Self.host)-"
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: cacheDirectory.path) else { return }
     for name in names where name.hasPrefix(prefix) {
       guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0 else { continue }

@@ -114,13 +114,18 @@ struct PhantomTests {
     let cache = TemporaryFolder("phantom-cache")
     let generator = PhantomGenerator(seed: 9, gridSize: 32, patients: [1])
     // A leftover of an interrupted run is not a dataset; it is removed once its process is gone
-    // (pid 2^31 - 2 does not exist: Linux pids stay below 2^22).
-    let leftover = cache.url.appendingPathComponent(generator.cacheName + ".partial-2147483646")
-    try FileManager.default.createDirectory(at: leftover, withIntermediateDirectories: true)
+    // (pid 2^31 - 2 does not exist: Linux pids stay below 2^22). Another machine's partial folder
+    // (a cluster job writing to a shared cache) is left alone: its pid means nothing here.
+    let leftover = cache.url.appendingPathComponent(generator.cacheName + ".partial-\(PhantomGenerator.host)-2147483646")
+    let otherMachine = cache.url.appendingPathComponent(generator.cacheName + ".partial-other-node-2147483646")
+    for folder in [leftover, otherMachine] {
+      try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
     let root = try generator.ensure(cacheDirectory: cache.url)
     #expect(root.lastPathComponent == "phantom-v\(PhantomGenerator.version)-seed9-d1.0-g32-n1")
     #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("training/patient001/Info.cfg").path))
     #expect(!FileManager.default.fileExists(atPath: leftover.path))
+    #expect(FileManager.default.fileExists(atPath: otherMachine.path))
     let readme = try String(contentsOf: root.appendingPathComponent("README.txt"), encoding: .utf8)
     #expect(readme.contains("synthetic phantom (not ACDC)"))
     let marker = root.appendingPathComponent("marker")

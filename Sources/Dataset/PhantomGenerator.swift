@@ -48,7 +48,7 @@ public struct PhantomGenerator: Sendable {
   public var patients: [Int]
 
   /// The version of the generator; part of the cache folder name, bumped whenever output changes.
-  public static let version = 1
+  public static let version = 2
   /// ACDC's group order by patient-number block.
   static let blockOrder: [PathologyGroup] = [.dcm, .hcm, .minf, .nor, .rv]
 
@@ -148,7 +148,8 @@ public struct PhantomGenerator: Sendable {
       try createFolder(root.appendingPathComponent(subset))
     }
     let readme = """
-      Pix2Rep synthetic phantom (not ACDC): a seeded imitation of the ACDC layout, see PHANTOM.md.
+      Pix2Rep synthetic phantom (not ACDC): a seeded imitation of the ACDC layout, specified in
+      docs/PHANTOM.md of the Pix2Rep Swift package that generated it.
       generator version \(Self.version), seed \(seed), difficulty \(difficulty), grid \(gridSize), \(patients.count) patients.
       ED and ES frames only (no 4D cine). Labels: 0 background, 1 RV cavity, 2 myocardium, 3 LV cavity.
 

@@ -43,6 +43,12 @@ public struct DatasetSplits: ExperimentData {
   }
 
   /// The synthetic phantom of the configuration, generated once into `cache` (atomically).
+  /// The data source of a run on the phantom, as its run folder records it: a change of the
+  /// generator's version makes a run folder of the old phantom refuse to resume.
+  public static func phantomSource(_ config: ExperimentConfig) -> String {
+    "synthetic phantom version \(PhantomGenerator.version), seed \(config.phantomSeed), difficulty \(config.phantomDifficulty)"
+  }
+
   public static func ensurePhantom(cache: URL, config: ExperimentConfig) throws -> URL {
     let started = Date()
     let progress = ProgressPrinter("phantom", total: 150, unit: "patient")

@@ -4,7 +4,7 @@ import Reference
 
 /// The data of a reproduction, already split (docs/PROTOCOL.md section 1).
 public protocol ExperimentData: Sendable {
-  /// "synthetic phantom, seed S, difficulty D" or "ACDC at DIR".
+  /// "synthetic phantom version V, seed S, difficulty D" or "ACDC at DIR".
   var source: String { get }
   /// Every kept slice of the training patients (both frames), split 90/10 by slice.
   var pretrainingTrain: SliceSet { get }

@@ -63,7 +63,7 @@ enum EquivarianceCommand: VerifyCommand {
     } else {
       let root = try DatasetSplits.ensurePhantom(cache: cwd.appendingPathComponent(".cache"), config: config)
       data = try DatasetSplits.load(
-        root: root, source: "synthetic phantom, seed \(config.phantomSeed), difficulty \(config.phantomDifficulty)", config: config)
+        root: root, source: DatasetSplits.phantomSource(config), config: config)
     }
     say("verify equivariance: \(url.lastPathComponent), widths \(config.model.widths), D = \(config.model.features), S = \(config.model.imageSize); \(data.source), \(data.test.count) test slices")
     let random = Pix2RepNetwork(config: config.model, backend: backend, seed: Reproduction.stageSeed("init", runSeed: seed)).values

@@ -121,7 +121,7 @@ enum ReproduceCommand: VerifyCommand {
       let root = try DatasetSplits.ensurePhantom(cache: cache, config: config)
       data = try DatasetSplits.load(
         root: root,
-        source: "synthetic phantom, seed \(config.phantomSeed), difficulty \(config.phantomDifficulty)",
+        source: DatasetSplits.phantomSource(config),
         config: config)
     }
 

@@ -18,6 +18,8 @@ public struct Report: Codable, Sendable {
   /// The time estimate printed before the run, and its central figure in seconds.
   public var estimate: String = ""
   public var estimatedSeconds: Double? = nil
+  /// Which build(s) of the code computed the stages (`RunStore.buildsText`).
+  public var builds: String? = nil
 
   var table: ResultTable { ResultTable(runs: runs, budgets: configuration.budgets) }
 
@@ -146,6 +148,7 @@ public struct Report: Codable, Sendable {
       parts.append("- \(stage): \(formatDuration(seconds))")
     }
     parts.append("- total: \(formatDuration(totalSeconds))" + (estimatedSeconds.map { " (estimated before the run: \(formatDuration($0)))" } ?? ""))
+    if let builds { parts += ["", builds] }
     return parts.joined(separator: "\n") + "\n"
   }
 

@@ -59,6 +59,7 @@ public struct Reproduction {
   public mutating func run() throws -> Report {
     let start = Date()
     say("data: \(data.source)")
+    say("build: \(Build.fingerprint) (recorded beside every stage it computes)")
     say("  pretraining slices: \(data.pretrainingTrain.count) train, \(data.pretrainingValidation.count) validation; test: \(data.test.count) slices in \(data.test.volumes.count) volumes")
     let random = try randomInitial()
     if let initial = initialBackbone {
@@ -93,7 +94,8 @@ public struct Reproduction {
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
       totalSeconds: Date().timeIntervalSince(start), pretraining: try pretrainingOutcomes(), sanity: Claims.sanity(table),
-      estimate: plan.description, estimatedSeconds: plan.assumedSeconds)
+      estimate: plan.description, estimatedSeconds: plan.assumedSeconds, builds: store.buildsText())
+    if report.builds?.hasPrefix("Computed by: ") == false { say(report.builds!) }
     try report.write(to: store.directory)
     let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
     try report.writeHTML(pictures: pictures, to: store.directory)

@@ -57,7 +57,9 @@ public struct RunStore: Sendable {
     }
   }
 
+  /// Writes a finished stage's result, and the build that computed it (`Build.fingerprint`).
   public func save<T: Codable>(_ value: T, stage name: String) throws {
+    try recordBuild(stage: name)
     try writeAtomically(try encoder().encode(value), to: stageURL(name))
   }
 

@@ -125,6 +125,7 @@ extension Reproduction {
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: try store.load([EquivarianceFigure].self, stage: "equivariance") ?? [], baselineLearningRates: rates,
       stageSeconds: seconds, totalSeconds: seconds.values.reduce(0, +), pretraining: pretraining, sanity: Claims.sanity(table),
-      estimate: "partial: \(runs.count) of \(Reproduction.stages(config).filter { $0.name.hasPrefix("run-") }.count + config.budgets.count) downstream runs finished")
+      estimate: "partial: \(runs.count) of \(Reproduction.stages(config).filter { $0.name.hasPrefix("run-") }.count + config.budgets.count) downstream runs finished",
+      builds: store.buildsText())
   }
 }

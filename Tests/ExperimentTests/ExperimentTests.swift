@@ -184,6 +184,26 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: stale.path), "--fresh left the old run's results.md")
   }
 
+  @Test("every saved stage records the build that computed it; stages of several builds are flagged")
+  func stagesRecordTheirBuild() throws {
+    let folder = Self.temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let store = RunStore(directory: folder)
+    try store.open(configuration: ExperimentConfig.smoke(seed: 1), fresh: false)
+    #expect(store.buildsText() == "Computed by: no finished stage yet.")
+    try store.save(0.5, stage: "a")
+    try store.save(0.25, stage: "b")
+    #expect(Build.fingerprint.contains("FNV-1a "), "\(Build.fingerprint)")
+    #expect(store.builds().map(\.build) == [Build.fingerprint] && store.builds()[0].stages == 2)
+    #expect(store.buildsText() == "Computed by: \(Build.fingerprint) (all 2 stages).")
+    // A stage from another build (an earlier binary resumed by this one), and one from before builds were recorded.
+    try Data("verify FNV-1a 0000000000000001\n".utf8).write(to: folder.appendingPathComponent("stages/b.build"))
+    try JSONEncoder().encode(0.125).write(to: folder.appendingPathComponent("stages/c.json"))
+    #expect(Set(store.builds().map(\.build)) == [Build.fingerprint, "verify FNV-1a 0000000000000001", "unrecorded"])
+    #expect(store.buildsText().hasPrefix("Computed by 3 different builds: "))
+    #expect(store.buildsText().contains("this run mixes code versions"))
+  }
+
   @Test func weightsRoundTripAndDamageIsReported() throws {
     let folder = Self.temporaryFolder()
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -47,7 +47,7 @@ let package = Package(
     .target(name: "Dataset", dependencies: ["Reference", "CZlib"]),
     .target(name: "Experiment", dependencies: ["Reference", "Optimized", "Dataset"]),
     .target(name: "TestSupport", dependencies: ["Reference"]),
-    .target(name: "Profiling", dependencies: ["Reference", "Optimized", "TestSupport"]),
+    .target(name: "Profiling", dependencies: ["Reference", "Optimized", "Experiment", "TestSupport"]),
     .target(name: "TestExpectations", dependencies: ["Dataset", "TestSupport"]),
 
     // MARK: Command line

@@ -197,18 +197,8 @@ package func trainDownstream<B: Backend>(
   var step = 0
   while step < schedule.maxSteps && sinceBest < schedule.patience {
     step += 1
-    let indices = sampler.next()
-    let labels = train.labelBatch(indices)
-    let (loss, gradients): (Double, [B.Scalar])
-    if let cachedTrain {
-      (loss, gradients) = net.headLossAndGradients(features: gather(cachedTrain, indices), labels: labels)
-    } else if probing {
-      let images: Tensor<B.Scalar> = augmentedImages(train, indices, rng: &rng)
-      (loss, gradients) = net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
-    } else {
-      (loss, gradients) = net.fineTuningLossAndGradients(images: augmentedImages(train, indices, rng: &rng), labels: labels)
-    }
-    adam.update(&net.values, gradients: gradients, backend: backend)
+    let loss = downstreamStep(
+      &net, optimizer: &adam, probing: probing, train: train, indices: sampler.next(), rng: &rng, cachedFeatures: cachedTrain)
     if step % schedule.validationInterval == 0 || step == schedule.maxSteps {
       let v = validationLoss(&net)
       curve.append(CurvePoint(step: step, loss: v))
@@ -229,6 +219,39 @@ package func trainDownstream<B: Backend>(
   return DownstreamOutcome(
     values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
     schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
+}
+
+/// One training step of `trainDownstream` on the slices at `indices`: the loss and gradients of
+/// `downstreamLossAndGradients`, then one Adam step. Returns the loss.
+package func downstreamStep<B: Backend>(
+  _ net: inout Pix2RepNetwork<B>, optimizer: inout AdamOptimizer<B.Scalar>, probing: Bool, train: SliceSet,
+  indices: [Int], rng: inout SplitMix64, cachedFeatures: Tensor<B.Scalar>? = nil
+) -> Double {
+  let (loss, gradients) = downstreamLossAndGradients(
+    &net, probing: probing, train: train, indices: indices, rng: &rng, cachedFeatures: cachedFeatures)
+  optimizer.update(&net.values, gradients: gradients, backend: net.backend)
+  return loss
+}
+
+/// Soft Dice loss and gradients of one downstream step on the slices at `indices`, before Adam:
+/// - fine-tuning (`probing` false): intensity-augmented images (one seeded draw per slice from
+///   `rng`) through the backbone in training mode (running statistics updated) and the head;
+/// - linear probing: the augmented images through the frozen backbone (evaluation mode), then the
+///   head alone; with `cachedFeatures` (N, D, S, S) of every training slice, those features instead
+///   (no augmentation, `rng` untouched).
+package func downstreamLossAndGradients<B: Backend>(
+  _ net: inout Pix2RepNetwork<B>, probing: Bool, train: SliceSet, indices: [Int], rng: inout SplitMix64,
+  cachedFeatures: Tensor<B.Scalar>? = nil
+) -> (loss: Double, gradients: [B.Scalar]) {
+  let labels = train.labelBatch(indices)
+  if let cachedFeatures {
+    return net.headLossAndGradients(features: gather(cachedFeatures, indices), labels: labels)
+  }
+  let images: Tensor<B.Scalar> = augmentedImages(train, indices, rng: &rng)
+  if probing {
+    return net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
+  }
+  return net.fineTuningLossAndGradients(images: images, labels: labels)
 }
 
 /// Frozen features of every slice (N, D, S, S), computed batch by batch in evaluation mode.
@@ -252,7 +275,7 @@ func gather<Scalar>(_ t: Tensor<Scalar>, _ indices: [Int]) -> Tensor<Scalar> {
 }
 
 /// Hard 3D Dice of a network on every test volume.
-func evaluate<B: Backend>(_ net: inout Pix2RepNetwork<B>, test: SliceSet, batchSize: Int) -> [VolumeScore] {
+package func evaluate<B: Backend>(_ net: inout Pix2RepNetwork<B>, test: SliceSet, batchSize: Int) -> [VolumeScore] {
   var predicted = [UInt8]()
   predicted.reserveCapacity(test.labels.count)
   for batch in test.batches(of: batchSize) {

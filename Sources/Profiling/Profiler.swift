@@ -5,10 +5,11 @@ import Reference
 import TestSupport
 
 /// `verify profile`'s work: the machine's measured peak, every optimized kernel at a preset's real
-/// layer shapes checked against the reference and then timed beside it, and one whole pretraining
-/// step. Prints the table; with `jsonPath`, writes it as JSON too.
+/// layer shapes checked against the reference and then timed beside it, one whole pretraining
+/// step, and the downstream work (the fine-tuning and linear-probing steps, prediction), each
+/// checked before it is timed. Prints the table; with `jsonPath`, writes it as JSON too.
 public enum Profiler {
-  /// `scaling`: worker counts to time the whole step at as well (strong scaling), when more than one.
+  /// `scaling`: worker counts to time the whole steps at as well (strong scaling), when more than one.
   public static func run(
     presetName: String, config: ModelConfig, workers: Int, jsonPath: String?, fullReference: Bool, stepsOnly: Bool,
     scaling: [Int] = []
@@ -19,7 +20,12 @@ public enum Profiler {
     print(String(format: "measured peak: %.1f GFLOP/s (4x24 FMA micro-kernel on L1-resident panels, %d workers)", peak, workers))
 
     // Validate everything first (the kernels' reference runs are timed on the way).
-    print("checking \(probes.count) kernels and one whole pretraining step against the reference ...")
+    let step = StepProfile(config: config)
+    let downstream = DownstreamProfile.Operation.allCases.map {
+      DownstreamProfile(config: config, operation: $0, workers: workers)
+    }
+    print("checking \(probes.count) kernels, the pretraining step, the fine-tuning and linear-probing steps and "
+      + "prediction against the reference ...")
     var measurements = [ProfileMeasurement]()
     var failures = [String]()
     for probe in probes {
@@ -27,22 +33,31 @@ public enum Profiler {
       if let problem = m.problem { failures.append("\(probe.name) \(probe.shape): \(problem)") }
       measurements.append(m)
     }
-    let step = StepProfile(config: config)
     let stepReference = fullReference || step.referenceFeasible
     if stepReference, let problem = step.check(workers: workers) {
       failures.append("pretraining step at batch \(step.smallBatch): \(problem)")
+    }
+    // Reference seconds of each downstream operation at its full batch (scaled from the check).
+    var downstreamReference = [Double](repeating: .nan, count: downstream.count)
+    let downstreamChecked = downstream.map { fullReference || $0.referenceFeasible }
+    for (i, operation) in downstream.enumerated() where downstreamChecked[i] {
+      let (problem, seconds) = operation.check(workers: workers)
+      if let problem { failures.append("\(operation.name) at batch \(operation.smallBatch): \(problem)") }
+      downstreamReference[i] = seconds
     }
     if !failures.isEmpty {
       for failure in failures { print("MISMATCH \(failure)") }
       throw ProfileError("\(failures.count) optimized results differ from the reference")
     }
-    if stepReference {
+    if stepReference && downstreamChecked.allSatisfy({ $0 }) {
       print("all results match (\(probes.count) kernels, every output, \(Tolerance.float32Kernel); the pretraining step at "
-        + "batch \(step.smallBatch), loss and every gradient, \(Tolerance.float32Network))")
+        + "batch \(step.smallBatch), loss and every gradient; the fine-tuning and linear-probing steps at batch "
+        + "\(downstream[0].smallBatch), loss and every gradient; prediction at batch \(downstream[0].smallBatch), logits "
+        + "and every volume's Dice; the whole steps \(Tolerance.float32Network))")
     } else {
-      print("all results match (\(probes.count) kernels, every output, \(Tolerance.float32Kernel)). The whole step is not run on "
-        + "the reference at this preset (\(String(format: "%.0f", step.flops / 8e9)) GFLOP per image, hours of reference "
-        + "time; --full-reference forces it)")
+      print("all results match (\(probes.count) kernels, every output, \(Tolerance.float32Kernel)). The whole steps are not run on "
+        + "the reference at this preset (\(String(format: "%.0f", step.flops / 8e9)) GFLOP per pretraining image, hours of "
+        + "reference time; --full-reference forces it)")
     }
 
     // Then time.
@@ -68,7 +83,7 @@ public enum Profiler {
       print("times are medians; GFLOP/s and % peak are the optimized kernel's.")
     }
 
-    // The whole step.
+    // The whole pretraining step.
     print("")
     print("whole pretraining step (InfoNCE, batch \(ProfileProbe.batch) x 2 views, \(InfoNCEConstants.sampledPositions) "
       + "positions, forward + backward + Adam; \(String(format: "%.1f", step.flops / 1e9)) GFLOP in convolutions, GEMMs and InfoNCE):")
@@ -84,26 +99,59 @@ public enum Profiler {
     print(String(
       format: "step: %.3f s optimized (median), %@; %.1f GFLOP/s = %.1f%% of the measured peak",
       stepRow.optimizedMilliseconds / 1e3, referenceNote, stepRow.gflops, 100 * stepRow.fractionOfPeak))
+
+    // The downstream steps and prediction, as the reproduction runs them.
+    print("")
+    print("downstream, as verify reproduce runs it (trainDownstream's step at batch \(downstream[0].batch), intensity "
+      + "augmentation included; evaluate's prediction and Dice, batch \(downstream[0].batch), in evaluation mode; "
+      + "GFLOP/s count the backbone's and the head's convolutions only):")
+    print(ProfileRow.header)
+    var downstreamRows = [ProfileRow]()
+    for (i, operation) in downstream.enumerated() {
+      let row = operation.row(workers: workers, referenceSeconds: downstreamReference[i], peak: peak)
+      downstreamRows.append(row)
+      print(row.line)
+    }
+    table += downstreamRows
+    if downstreamChecked.contains(true) {
+      print("* reference timed at batch \(downstream[0].smallBatch) (the check) and multiplied up to the row's slices")
+    }
+    let perSlice = downstreamRows[2].optimizedMilliseconds / Double(DownstreamProfile.predictionSlices)
+    print(String(
+      format: "fine-tuning step %.1f ms; linear-probing step %.1f ms; prediction %.1f ms per %d slices (%.3f ms per slice)",
+      downstreamRows[0].optimizedMilliseconds, downstreamRows[1].optimizedMilliseconds,
+      downstreamRows[2].optimizedMilliseconds, DownstreamProfile.predictionSlices, perSlice))
+
     if scaling.count > 1 {
-      // Strong scaling: the same step, the same batch, on each worker count.
-      var times: [(workers: Int, seconds: Double)] = []
-      for count in scaling {
-        let seconds = step.optimizedSeconds(workers: count)
-        times.append((count, seconds))
-        var m = ProfileMeasurement(
-          name: "pretraining step, \(count) worker(s)", shape: stepRow.shape, flops: step.flops, referenceSeconds: .nan,
-          referenceScaled: false)
-        m.optimizedSeconds = seconds
-        table.append(ProfileRow(m, peak: peak))
+      // Strong scaling: the same steps, the same batches, on each worker count.
+      print("")
+      print("strong scaling (median seconds per call; speed-up over \(scaling[0]) worker(s)):")
+      let timed: [(name: String, shape: String, flops: Double, seconds: (Int) -> Double)] =
+        [("pretraining step", stepRow.shape, step.flops, { step.optimizedSeconds(workers: $0) })]
+        + downstream.map { operation in (operation.name, operation.shape, operation.flops, { operation.optimizedSeconds(workers: $0) }) }
+      for entry in timed {
+        var times: [(workers: Int, seconds: Double)] = []
+        for count in scaling {
+          let seconds = entry.seconds(count)
+          times.append((count, seconds))
+          var m = ProfileMeasurement(
+            name: "\(entry.name), \(count) worker(s)", shape: entry.shape, flops: entry.flops, referenceSeconds: .nan,
+            referenceScaled: false)
+          m.optimizedSeconds = seconds
+          table.append(ProfileRow(m, peak: peak))
+        }
+        print("  \(entry.name): " + times.map {
+          String(format: "%d worker(s) %.3f s (%.2fx)", $0.workers, $0.seconds, times[0].seconds / $0.seconds)
+        }.joined(separator: "; "))
       }
-      print("strong scaling of the step: " + times.map {
-        String(format: "%d worker(s) %.3f s (%.2fx of %d)", $0.workers, $0.seconds, times[0].seconds / $0.seconds, times[0].workers)
-      }.joined(separator: "; "))
     }
     if let jsonPath {
       let report = ProfileReport(preset: presetName, workers: workers, batch: ProfileProbe.batch, peakGFLOPS: peak, rows: table)
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      // A time not measured (the reference at a large preset, the strong-scaling rows) is NaN,
+      // which JSON has no number for.
+      encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
       try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath))
       print("wrote \(jsonPath)")
     }

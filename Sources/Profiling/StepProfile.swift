@@ -18,22 +18,8 @@ struct StepProfile {
   /// (fewer than asked when the images have fewer valid pixels). Pointwise work is not counted.
   var flops: Double {
     let n = Double(ProfileProbe.batch)
-    let size = config.imageSize, w = config.widths, depth = config.depth
-    var macs = 0.0
-    func conv3x3(_ cin: Int, _ cout: Int, _ s: Int) { macs += 3 * n * Double(cin * cout * 9 * s * s) }
-    conv3x3(config.inputChannels, w[0], size)
-    conv3x3(w[0], w[0], size)
-    for k in 1...depth {
-      conv3x3(w[k - 1], w[k], size >> k)
-      conv3x3(w[k], w[k], size >> k)
-    }
-    for k in 1...depth {
-      let input = w[depth - k + 1], output = k == depth ? config.features : w[depth - k], s = size >> (depth - k)
-      let transposedMacs: Int = input * (input / 2) * 4 * (s / 2) * (s / 2)
-      macs += 3 * n * Double(transposedMacs)
-      conv3x3(input, output, s)
-      conv3x3(output, output, s)
-    }
+    let size = config.imageSize
+    var macs = 3 * n * backboneMultiplyAdds(config)
     // The projection head's first layer at every pixel, its last layer on the M sampled rows.
     macs += 3 * n * Double(size * size * config.features * config.projectionHidden)
     let m = Double(batch(ProfileProbe.batch, as: Float.self).positions.count)
@@ -86,12 +72,7 @@ struct StepProfile {
       return "loss \(actual.loss), expected \(expected.loss)"
     }
     guard let g = actual.gradients, let e = expected.gradients else { return "no gradients" }
-    for entry in reference.layout.entries where entry.role.isTrainable {
-      if let mismatch = firstMismatch("gradient \(entry.name)", actual: Array(g[entry.range]), expected: Array(e[entry.range]), tolerance: tolerance) {
-        return mismatch.description
-      }
-    }
-    return nil
+    return gradientMismatch(reference.layout, actual: g, expected: e)
   }
 
   /// Times one full step (loss, gradients, Adam) on a network of backend `B`.

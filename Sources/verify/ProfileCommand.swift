@@ -6,7 +6,7 @@ import Reference
 
 /// `verify profile`: every optimized kernel at a preset's real layer shapes, checked against the
 /// reference first, then timed beside it, with GFLOP/s and the fraction of the machine's measured
-/// peak.
+/// peak; then the whole pretraining, fine-tuning and linear-probing steps and prediction.
 enum ProfileCommand: VerifyCommand {
   static let name = "profile"
   static let summary = "check, then time every optimized kernel against the reference (release builds only)"
@@ -36,7 +36,18 @@ enum ProfileCommand: VerifyCommand {
     full batch. The reference step takes minutes at the full batch, so by default it is timed at
     batches 1 and 2 and extrapolated linearly to the full batch (marked +); --full-reference times
     it at the full batch instead.
-    --steps-only skips the kernel table.
+
+    Then the downstream work, through the functions verify reproduce runs: the fine-tuning step
+    (batch 16: intensity augmentation, forward with BatchNorm in training mode, soft Dice, backward,
+    Adam with the backbone's and the head's learning rates), the linear-probing step (batch 16:
+    augmentation, the frozen backbone in evaluation mode, the head forward and backward, Adam), and
+    prediction (evaluation mode, hard labels and every volume's Dice, per 100 slices). Each is
+    checked at batch 1 (2 when the bottleneck is one pixel) against the reference, the steps' loss
+    and every gradient, prediction's logits and Dice ("float32 network" preset), then timed on the
+    optimized backend (median); the reference column is the check's time multiplied up to the
+    row's slices (marked *).
+    --steps-only skips the kernel table. With --workers 1,2 every whole step and prediction is
+    timed at each count.
     """
 
   static func run(_ options: inout Options) throws {

@@ -112,6 +112,24 @@ public struct Reproduction {
     try makePlan(labelledDraws(), repeats: repeats).description
   }
 
+  /// The printed estimate, and every unfinished stage's assumed seconds (the plan's: measured step
+  /// times times the steps a run is assumed to take), for a scheduler that starts the longest
+  /// stages first (`verify reproduce --jobs`).
+  public func estimateWithStageSeconds() throws -> (description: String, stageSeconds: [String: Double]) {
+    let plan = try makePlan(labelledDraws())
+    var seconds: [String: Double] = [:]
+    for objective in PretrainingObjective.allCases where !finished("pretrain-\(objective.rawValue)") {
+      seconds["pretrain-\(objective.rawValue)"] = Double(plan.pretrainingSteps) * plan.times.pretraining
+    }
+    for run in plan.runs {
+      // The rate search's runs and the first draw's baseline run belong to `baseline-rate-B`.
+      let stage = run.searchOnly || (run.method == .supervised && run.draw == 1)
+        ? "baseline-rate-\(run.budget)" : runStage(run.method, budget: run.budget, draw: run.draw)
+      seconds[stage, default: 0] += plan.seconds(run, steps: plan.assumedSteps(run))
+    }
+    return (plan.description, seconds)
+  }
+
   /// The finished pretraining stages' outcomes, in objective order.
   func pretrainingOutcomes() throws -> [PretrainingOutcome] {
     try PretrainingObjective.allCases.compactMap { try store.load(PretrainingOutcome.self, stage: "pretrain-\($0.rawValue)") }

@@ -2,8 +2,8 @@ import Experiment
 import Foundation
 
 /// `verify reproduce --jobs N`: the plan's stages computed by up to N child processes at a time
-/// (`verify reproduce --stage NAME`, the workers split among them), level by level; the caller then
-/// assembles the table in process. The stages draw their randomness from their names, so the
+/// (`verify reproduce --stage NAME`, the workers split among them), each started once its inputs
+/// have finished, the longest first; the caller then assembles the table in process. The stages draw their randomness from their names, so the
 /// results equal a run with `--jobs 1` bit for bit.
 enum Jobs {
   /// The options a child must repeat so that it sees the same plan and data.
@@ -16,48 +16,58 @@ enum Jobs {
     return arguments
   }
 
-  /// Computes every unfinished stage with up to `jobs` children at a time, lower levels first.
-  /// A failed child stops the launching of new ones; the error names its stage and the log.
+  /// Computes every unfinished stage with up to `jobs` children at a time. A stage starts as soon
+  /// as its inputs have finished (not when its whole level has), and among the stages ready to
+  /// start the one with the most assumed seconds goes first (`stageSeconds`, the plan's estimate;
+  /// stages it does not list count as 0), so the long stages, such as the 100-patient baseline's
+  /// rate search, do not end up running alone at the end while the other jobs idle. A failed child
+  /// stops the launching of new ones; the error names its stage and the log.
   static func run(
-    stages: [Reproduction.Stage], jobs: Int, arguments: [String], runDirectory: URL
+    stages: [Reproduction.Stage], stageSeconds: [String: Double], jobs: Int, arguments: [String], runDirectory: URL
   ) throws {
     let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-    let pending = stages.filter {
-      !FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("stages/\($0.name).json").path)
+    func isFinished(_ name: String) -> Bool {
+      FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("stages/\(name).json").path)
     }
-    let progress = ProgressPrinter("jobs", total: pending.count, unit: "stage", interval: 5)
+    var waiting = stages.filter { !isFinished($0.name) }
+    let progress = ProgressPrinter("jobs", total: waiting.count, unit: "stage", interval: 5)
     var done = 0
-    for level in Set(pending.map(\.level)).sorted() {
-      var queue = pending.filter { $0.level == level }.map(\.name)
-      var running: [(name: String, process: Process)] = []
-      var failure: String? = nil
-      while !queue.isEmpty || !running.isEmpty {
-        while failure == nil && running.count < jobs, let name = queue.first {
-          queue.removeFirst()
+    var running: [(name: String, process: Process)] = []
+    var failure: String? = nil
+    while !waiting.isEmpty || !running.isEmpty {
+      if failure == nil {
+        let ready = waiting.filter { $0.inputs.allSatisfy(isFinished) }
+          .sorted { (stageSeconds[$0.name] ?? 0, $1.name) > (stageSeconds[$1.name] ?? 0, $0.name) }
+        for stage in ready.prefix(jobs - running.count) {
           let process = Process()
           process.executableURL = executable
-          process.arguments = arguments + ["--stage", name]
+          process.arguments = arguments + ["--stage", stage.name]
           // Messages go to the run's log; standard error (progress, a failure's message) to a file.
           process.standardOutput = FileHandle.nullDevice
-          process.standardError = try errorFile(name, runDirectory)
+          process.standardError = try errorFile(stage.name, runDirectory)
           try process.run()
-          running.append((name, process))
+          running.append((stage.name, process))
+          waiting.removeAll { $0.name == stage.name }
         }
-        if failure != nil { queue.removeAll() }
-        Thread.sleep(forTimeInterval: 0.2)
-        for (name, process) in running where !process.isRunning {
-          done += 1
-          if process.terminationStatus != 0 && failure == nil {
-            let file = errorURL(name, runDirectory)
-            let last = ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").last.map(String.init) ?? ""
-            failure = "stage \(name) failed (exit \(process.terminationStatus)): \(last) (\(file.path))"
-          }
+        if running.isEmpty, let stuck = waiting.first {
+          failure = "stage \(stuck.name) waits for \(stuck.inputs.filter { !isFinished($0) }.joined(separator: ", ")), which no job computes"
         }
-        running.removeAll { !$0.process.isRunning }
-        progress.update(done, extra: "level \(level), running: " + running.map(\.name).joined(separator: ", "))
+      } else {
+        waiting.removeAll()
       }
-      if let failure { throw VerifyError(failure) }
+      Thread.sleep(forTimeInterval: 0.2)
+      for (name, process) in running where !process.isRunning {
+        done += 1
+        if process.terminationStatus != 0 && failure == nil {
+          let file = errorURL(name, runDirectory)
+          let last = ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").last.map(String.init) ?? ""
+          failure = "stage \(name) failed (exit \(process.terminationStatus)): \(last) (\(file.path))"
+        }
+      }
+      running.removeAll { !$0.process.isRunning }
+      progress.update(done, extra: "running: " + running.map(\.name).joined(separator: ", "))
     }
+    if let failure { throw VerifyError(failure) }
     progress.finish()
   }
 

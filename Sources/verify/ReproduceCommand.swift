@@ -61,8 +61,9 @@ enum ReproduceCommand: VerifyCommand {
                      command, with the same options, assembles the table from the finished
                      stages. For a job scheduler over a shared run folder (README).
       --jobs N       compute the stages in up to N child processes at a time (the workers split
-                     among them), then assemble the table; the same results as --jobs 1
-                     (default 1).
+                     among them; a stage starts once its inputs have finished, the longest
+                     first by the estimate), then assemble the table; the same results as
+                     --jobs 1 (default 1).
       --partial      train nothing: print the table, claims and checks of the stages finished
                      so far (results-partial.md and .csv in the run folder), e.g. while a long
                      run goes on in another process.
@@ -154,9 +155,10 @@ enum ReproduceCommand: VerifyCommand {
       return
     }
     if jobs > 1 {
-      say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + (try reproduction.estimate()))
+      let (estimate, stageSeconds) = try reproduction.estimateWithStageSeconds()
+      say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + estimate)
       try Jobs.run(
-        stages: Reproduction.stages(config), jobs: jobs,
+        stages: Reproduction.stages(config), stageSeconds: stageSeconds, jobs: jobs,
         arguments: Jobs.childArguments(options, runDirectory: runDirectory, workers: max(1, workers / jobs)),
         runDirectory: runDirectory)
     }

@@ -7,7 +7,8 @@ import TestSupport
 // MARK: - The downstream work: fine-tuning, linear probing, prediction
 
 /// One downstream operation of a reproduction, run through the functions `verify reproduce` runs
-/// (`downstreamStep`, the step of `trainDownstream`; `evaluate`, the test-set prediction and Dice),
+/// (`downstreamStep`, the step of `trainDownstream`; `evaluate`, the test-set prediction and Dice;
+/// timed through their specialisations for the optimized backend, as the reproduction runs them),
 /// on seeded synthetic slices, so whatever speeds those up shows here.
 struct DownstreamProfile {
   enum Operation: CaseIterable {
@@ -186,14 +187,14 @@ struct DownstreamProfile {
       var rng = SplitMix64(seed: 5, stream: 11)
       let indices = Array(0..<batch)
       func step() -> Double {
-        downstreamStep(&net, optimizer: &adam, probing: probing, train: data, indices: indices, rng: &rng)
+        optimizedDownstreamStep(&net, optimizer: &adam, probing: probing, train: data, indices: indices, rng: &rng)
       }
       _ = step()
       return profileMedian(reps: 7) { step() }
     case .prediction:
       let batchSize = experiment.downstreamBatch
-      _ = evaluate(&net, test: data, batchSize: batchSize)
-      return profileMedian(reps: 5) { evaluate(&net, test: data, batchSize: batchSize) }
+      _ = optimizedEvaluate(&net, test: data, batchSize: batchSize)
+      return profileMedian(reps: 5) { optimizedEvaluate(&net, test: data, batchSize: batchSize) }
     }
   }
 

@@ -16,7 +16,7 @@ public func measureEquivariance<B: Backend>(
   let f = net.frozenFeatures(x)
   let warpedFeatures = net.backend.warpForward(input: f, affines: affines)
   let featuresOfWarped = net.frozenFeatures(net.backend.warpForward(input: x, affines: affines))
-  let augmented: Tensor<B.Scalar> = augmentedImages(test, chosen, rng: &rng)
+  let augmented = augmentedImages(test, chosen, rng: &rng, backend: net.backend)
   let featuresOfAugmented = net.frozenFeatures(augmented)
   let valid = validityMask(affines: affines, height: test.size, width: test.size)
 

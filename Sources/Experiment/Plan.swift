@@ -122,16 +122,17 @@ struct Plan {
     let settings = PretrainingLoss(objective: .infoNCE, temperature: config.temperature, lambda: config.barlowLambda)
     var adam = AdamOptimizer<Float>(layout: net.layout, learningRates: [.backbone: 1e-9, .projection: 1e-9, .segmentation: 1e-9])
     let pretraining = median {
-      let batch: PretrainingBatch<Float> = pretrainingBatch(
-        data, Array(0..<min(config.pretrainingBatch, data.count)), positions: config.positions, rng: &rng)
+      let batch = pretrainingBatch(
+        data, Array(0..<min(config.pretrainingBatch, data.count)), positions: config.positions, rng: &rng, backend: backend)
       _ = net.pretrainingStep(batch, loss: settings, optimizer: &adam)
     }
     let fineTuning = median {
-      let (_, g) = net.fineTuningLossAndGradients(images: augmentedImages(data, indices, rng: &rng), labels: labels)
+      let images = augmentedImages(data, indices, rng: &rng, backend: backend)
+      let (_, g) = net.fineTuningLossAndGradients(images: images, labels: labels)
       adam.update(&net.values, gradients: g, backend: backend)
     }
     let linearProbing = median {
-      let images: Tensor<Float> = augmentedImages(data, indices, rng: &rng)
+      let images = augmentedImages(data, indices, rng: &rng, backend: backend)
       let (_, g) = net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
       adam.update(&net.values, gradients: g, backend: backend)
     }

@@ -2,22 +2,21 @@ import Foundation
 import Reference
 
 /// Intensity-augmented copies of the slices at `indices`: each slice gets its own seeded draw of
-/// the protocol's five transforms (noise, blur, gamma, bias field, inversion). (N, 1, S, S).
-func augmentedImages<Scalar: BinaryFloatingPoint & Sendable>(
-  _ data: SliceSet, _ indices: [Int], rng: inout SplitMix64, as: Scalar.Type = Scalar.self
-) -> Tensor<Scalar> {
-  let clean: Tensor<Double> = data.imageTensor(indices)
+/// the protocol's five transforms (noise, blur, gamma, bias field, inversion), applied by
+/// `backend`. (N, 1, S, S).
+func augmentedImages<B: Backend>(_ data: SliceSet, _ indices: [Int], rng: inout SplitMix64, backend: B) -> Tensor<B.Scalar> {
+  let clean: Tensor<B.Scalar> = data.imageTensor(indices)
   let parameters = indices.map { _ in sampleIntensityParameters(rng: &rng) }
-  return augmentIntensity(batch: clean, parameters: parameters).converted()
+  return backend.augmentIntensity(batch: clean, parameters: parameters)
 }
 
 /// A pretraining batch of the slices at `indices`: two independent intensity views, one phi per
 /// slice, and `positions` pixel positions drawn among those whose source lies in the image.
-func pretrainingBatch<Scalar: BinaryFloatingPoint & Sendable>(
-  _ data: SliceSet, _ indices: [Int], positions: Int, rng: inout SplitMix64, as: Scalar.Type = Scalar.self
-) -> PretrainingBatch<Scalar> {
-  let view: Tensor<Scalar> = augmentedImages(data, indices, rng: &rng)
-  let otherView: Tensor<Scalar> = augmentedImages(data, indices, rng: &rng)
+func pretrainingBatch<B: Backend>(
+  _ data: SliceSet, _ indices: [Int], positions: Int, rng: inout SplitMix64, backend: B
+) -> PretrainingBatch<B.Scalar> {
+  let view = augmentedImages(data, indices, rng: &rng, backend: backend)
+  let otherView = augmentedImages(data, indices, rng: &rng, backend: backend)
   let affines = indices.map { _ in sampleSpatialTransform(rng: &rng).affine }
   let valid = validityMask(affines: affines, height: data.size, width: data.size)
   let drawn = samplePixelPositions(valid: valid, count: positions, rng: &rng)
@@ -79,7 +78,7 @@ func pretrain<B: Backend>(
   let validationIndices = Array(validationRNG.permutation(validation.count).prefix(config.pretrainingValidationSlices))
   let validationBatches: [PretrainingBatch<B.Scalar>] = stride(from: 0, to: validationIndices.count, by: config.pretrainingBatch).map {
     let chunk = Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)])
-    return pretrainingBatch(validation, chunk, positions: config.positions, rng: &validationRNG)
+    return pretrainingBatch(validation, chunk, positions: config.positions, rng: &validationRNG, backend: backend)
   }
   var best = (step: 0, loss: Double.infinity, values: net.values)
   var trainingCurve: [CurvePoint] = [], validationCurve: [CurvePoint] = []
@@ -87,7 +86,7 @@ func pretrain<B: Backend>(
   var recent: [Double] = []
   var extra = ""
   for step in 1...config.pretrainingSteps {
-    let batch: PretrainingBatch<B.Scalar> = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng)
+    let batch = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng, backend: backend)
     let loss = net.pretrainingStep(batch, loss: settings, optimizer: &adam)
     recent.append(loss)
     if step % 10 == 0 || step == config.pretrainingSteps {
@@ -247,7 +246,7 @@ package func downstreamLossAndGradients<B: Backend>(
   if let cachedFeatures {
     return net.headLossAndGradients(features: gather(cachedFeatures, indices), labels: labels)
   }
-  let images: Tensor<B.Scalar> = augmentedImages(train, indices, rng: &rng)
+  let images = augmentedImages(train, indices, rng: &rng, backend: net.backend)
   if probing {
     return net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
   }

@@ -91,6 +91,10 @@ public struct OptimizedBackend: Backend {
     Optimized.warpBackward(gradOutput: gradOutput, affines: affines, workers: workers)
   }
 
+  public func augmentIntensity(batch: Tensor<Float>, parameters: [IntensityParameters]) -> Tensor<Float> {
+    Optimized.augmentIntensity(batch: batch, parameters: parameters, workers: workers)
+  }
+
   public func l2NormalizeForward(input: Tensor<Float>) -> Tensor<Float> {
     Optimized.l2NormalizeForward(input: input, workers: workers)
   }

@@ -111,6 +111,9 @@ extension ProfileProbe {
       BarlowTwinsProbe(rows: m, columns: d), name: "barlowTwins fwd+bwd", shape: "2 x (\(m), \(d))", batch: n,
       scalesWithBatch: false, flops: 3 * 2 * Double(m * d * d)))
     probes.append(ProfileProbe(
+      IntensityAugmentationProbe(size: size), name: "intensity augmentation",
+      shape: "(\(segmentationBatch), 1, \(size), \(size))", batch: segmentationBatch, flops: 0))
+    probes.append(ProfileProbe(
       SoftDiceProbe(classes: config.classes, size: size), name: "softDice fwd+bwd",
       shape: "(\(segmentationBatch), \(config.classes), \(size), \(size))", batch: segmentationBatch,
       flops: 0))

@@ -226,6 +226,20 @@ struct BarlowTwinsProbe: ProbeKernel {
   }
 }
 
+/// The intensity augmentation of a downstream batch: images in [0, 1), the protocol's own draws
+/// (`sampleIntensityParameters`), one per slice.
+struct IntensityAugmentationProbe: SizedProbeKernel {
+  var size: Int
+  func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {
+    var r = ProbeInputs(UInt64(size + 13))
+    let shape = Shape(batch, 1, size, size)
+    let images = probeCast(shape, r.values(shape.count, scale: 0.5, offset: 0.5), b)
+    var rng = SplitMix64(seed: 13)
+    let parameters = (0..<batch).map { _ in sampleIntensityParameters(rng: &rng) }
+    return { [b.augmentIntensity(batch: images, parameters: parameters).data] }
+  }
+}
+
 struct SoftDiceProbe: SizedProbeKernel {
   var classes: Int, size: Int
   func prepare<B: Backend>(_ b: B, batch: Int) -> () -> [[B.Scalar]] {

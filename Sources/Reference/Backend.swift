@@ -68,6 +68,13 @@ public protocol Backend: Sendable {
   /// Gradient with respect to the warped tensor (the adjoint of the warp).
   func warpBackward(gradOutput: Tensor<Scalar>, affines: [Affine2D]) -> Tensor<Scalar>
 
+  // MARK: - Intensity augmentation
+
+  /// The protocol's intensity augmentation with one parameter set per sample
+  /// (`augmentIntensity(batch:parameters:)`, docs/PROTOCOL.md section 3). batch: (N, C, H, W);
+  /// parameters: N entries. Returns the same shape. The default is that reference definition.
+  func augmentIntensity(batch: Tensor<Scalar>, parameters: [IntensityParameters]) -> Tensor<Scalar>
+
   // MARK: - Losses
 
   /// Rows divided by their L2 norm. input: (M, d, 1, 1).

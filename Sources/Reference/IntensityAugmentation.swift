@@ -139,6 +139,14 @@ public func augmentIntensity(batch: Tensor<Double>, parameters: [IntensityParame
   return output
 }
 
+extension Backend {
+  /// The reference definition on any backend: `augmentIntensity(batch:parameters:)` in Double,
+  /// the result converted to `Scalar`.
+  public func augmentIntensity(batch: Tensor<Scalar>, parameters: [IntensityParameters]) -> Tensor<Scalar> {
+    Reference.augmentIntensity(batch: batch.converted(), parameters: parameters).converted()
+  }
+}
+
 // MARK: - Noise, gamma, inversion (pointwise)
 
 /// A field of independent standard normal values of `shape`, in data order, from
@@ -193,7 +201,7 @@ public func gaussianBlur(_ image: Tensor<Double>, sigmaX: Double, sigmaY: Double
 }
 
 /// The taps w_0 ... w_r of a normalised Gaussian (r = floor(4σ + 0.5)); [1] when r = 0.
-func gaussianTaps(sigma: Double) -> [Double] {
+package func gaussianTaps(sigma: Double) -> [Double] {
   precondition(sigma >= 0, "gaussianTaps: negative sigma \(sigma)")
   let radius = Int(4 * sigma + 0.5)
   if radius == 0 { return [1] }
@@ -208,7 +216,7 @@ func gaussianTaps(sigma: Double) -> [Double] {
 }
 
 /// Index i of an axis of `size` reflected into 0 ..< size, half-sample symmetric, any distance.
-func reflectIndex(_ i: Int, size: Int) -> Int {
+package func reflectIndex(_ i: Int, size: Int) -> Int {
   let period = 2 * size
   let m = ((i % period) + period) % period
   return m < size ? m : period - 1 - m
@@ -257,7 +265,7 @@ public func biasFieldExponents() -> [(x: Int, y: Int)] {
 /// The normalised coordinate `(2i - (S - 1)) / (S - 1)` of pixel i of an axis of size S (0 when
 /// S = 1): -1 and +1 at the corner pixel centres, as in the warp. The numerator is an exact integer,
 /// so pixel S - 1 - i gets exactly the negated value and mirroring the image mirrors the field.
-func biasFieldCoordinate(_ i: Int, size: Int) -> Double {
+package func biasFieldCoordinate(_ i: Int, size: Int) -> Double {
   size > 1 ? Double(2 * i - (size - 1)) / Double(size - 1) : 0
 }
 

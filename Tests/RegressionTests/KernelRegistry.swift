@@ -8,7 +8,7 @@ let kernelRegistry: [RegisteredKernel] = ([
   Conv3x3Kernel(), Conv1x1Kernel(), ConvTranspose2x2Kernel(),
   BatchNormKernel(training: true), BatchNormKernel(training: false),
   ReLUKernel(), MaxPoolKernel(), ConcatKernel(), WarpKernel(), L2NormalizeKernel(),
-  InfoNCEKernel(), BarlowTwinsKernel(), SoftDiceKernel(), AdamKernel(),
+  InfoNCEKernel(), BarlowTwinsKernel(), SoftDiceKernel(), AdamKernel(), IntensityAugmentationKernel(),
 ] as [any RegressionKernel]).map { RegisteredKernel(kernel: $0) }
 
 // MARK: - Convolutions

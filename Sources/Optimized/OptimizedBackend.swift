@@ -84,6 +84,13 @@ public struct OptimizedBackend: Backend {
     Optimized.splitChannels(tensor, firstChannels: firstChannels, workers: workers)
   }
 
+  public func globalAveragePoolForward(input: Tensor<Float>) -> Tensor<Float> {
+    Optimized.globalAveragePoolForward(input: input, workers: workers)
+  }
+  public func globalAveragePoolBackward(gradOutput: Tensor<Float>, height: Int, width: Int) -> Tensor<Float> {
+    Optimized.globalAveragePoolBackward(gradOutput: gradOutput, height: height, width: width, workers: workers)
+  }
+
   public func warpForward(input: Tensor<Float>, affines: [Affine2D]) -> Tensor<Float> {
     Optimized.warpForward(input: input, affines: affines, workers: workers)
   }
@@ -117,6 +124,12 @@ public struct OptimizedBackend: Backend {
     Optimized.softDiceLoss(logits: logits, labels: labels, workers: workers)
   }
 
+  public func consistencyLoss(studentLogits: Tensor<Float>, teacherLogits: Tensor<Float>)
+    -> (loss: Double, gradStudentLogits: Tensor<Float>)
+  {
+    Optimized.consistencyLoss(studentLogits: studentLogits, teacherLogits: teacherLogits, workers: workers)
+  }
+
   public func adamUpdate(
     values: inout [Float], gradients: [Float], firstMoment: inout [Float], secondMoment: inout [Float],
     range: Range<Int>, learningRate: Double, hyper: AdamHyperparameters, step: Int
@@ -124,5 +137,9 @@ public struct OptimizedBackend: Backend {
     Optimized.adamUpdate(
       values: &values, gradients: gradients, firstMoment: &firstMoment, secondMoment: &secondMoment, range: range,
       learningRate: learningRate, hyper: hyper, step: step, workers: workers)
+  }
+
+  public func emaUpdate(teacher: inout [Float], student: [Float], range: Range<Int>, decay: Double) {
+    Optimized.emaUpdate(teacher: &teacher, student: student, range: range, decay: decay, workers: workers)
   }
 }

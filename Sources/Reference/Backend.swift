@@ -60,6 +60,12 @@ public protocol Backend: Sendable {
   func concatChannels(_ first: Tensor<Scalar>, _ second: Tensor<Scalar>) -> Tensor<Scalar>
   func splitChannels(_ tensor: Tensor<Scalar>, firstChannels: Int) -> (Tensor<Scalar>, Tensor<Scalar>)
 
+  /// Global average pooling over space, `out[n, c] = (1 / HW) · sum over y, x of in[n, c, y, x]`.
+  /// input: (N, C, H, W); returns (N, C, 1, 1), one row per sample.
+  func globalAveragePoolForward(input: Tensor<Scalar>) -> Tensor<Scalar>
+  /// Spreads each pooled gradient evenly over its plane: gradOutput (N, C, 1, 1) -> (N, C, height, width).
+  func globalAveragePoolBackward(gradOutput: Tensor<Scalar>, height: Int, width: Int) -> Tensor<Scalar>
+
   // MARK: - Spatial warp
 
   /// Bilinear warp with `align_corners = true` and zero padding: output pixel p of sample n takes
@@ -94,6 +100,12 @@ public protocol Backend: Sendable {
   /// logits: (N, K, H, W); labels: (N, H, W) with values in 0 ..< K.
   func softDiceLoss(logits: Tensor<Scalar>, labels: [UInt8]) -> (loss: Double, gradLogits: Tensor<Scalar>)
 
+  /// Mean Teacher's consistency loss: the mean over every element of (softmax(student) -
+  /// softmax(teacher))², softmax over channels; the teacher is a constant.
+  /// studentLogits, teacherLogits: (N, K, H, W). Returns the loss and dLoss/dstudentLogits.
+  func consistencyLoss(studentLogits: Tensor<Scalar>, teacherLogits: Tensor<Scalar>)
+    -> (loss: Double, gradStudentLogits: Tensor<Scalar>)
+
   // MARK: - Optimiser
 
   /// One Adam step with PyTorch semantics on `values[range]` (bias-corrected, no weight decay).
@@ -101,6 +113,10 @@ public protocol Backend: Sendable {
   func adamUpdate(
     values: inout [Scalar], gradients: [Scalar], firstMoment: inout [Scalar], secondMoment: inout [Scalar],
     range: Range<Int>, learningRate: Double, hyper: AdamHyperparameters, step: Int)
+
+  /// Mean Teacher's average on `teacher[range]`: `teacher = decay · teacher + (1 - decay) · student`
+  /// (computed so that a teacher equal to the student stays equal bit for bit).
+  func emaUpdate(teacher: inout [Scalar], student: [Scalar], range: Range<Int>, decay: Double)
 }
 
 /// Statistics BatchNorm's forward hands to its backward.

@@ -62,6 +62,13 @@ public struct ReferenceBackend: Backend {
     Reference.splitChannels(tensor, firstChannels: firstChannels)
   }
 
+  public func globalAveragePoolForward(input: Tensor<Double>) -> Tensor<Double> {
+    Reference.globalAveragePoolForward(input: input)
+  }
+  public func globalAveragePoolBackward(gradOutput: Tensor<Double>, height: Int, width: Int) -> Tensor<Double> {
+    Reference.globalAveragePoolBackward(gradOutput: gradOutput, height: height, width: width)
+  }
+
   public func warpForward(input: Tensor<Double>, affines: [Affine2D]) -> Tensor<Double> {
     Reference.warpForward(input: input, affines: affines)
   }
@@ -89,6 +96,12 @@ public struct ReferenceBackend: Backend {
     Reference.softDiceLoss(logits: logits, labels: labels)
   }
 
+  public func consistencyLoss(studentLogits: Tensor<Double>, teacherLogits: Tensor<Double>)
+    -> (loss: Double, gradStudentLogits: Tensor<Double>)
+  {
+    Reference.consistencyLoss(studentLogits: studentLogits, teacherLogits: teacherLogits)
+  }
+
   public func adamUpdate(
     values: inout [Double], gradients: [Double], firstMoment: inout [Double], secondMoment: inout [Double],
     range: Range<Int>, learningRate: Double, hyper: AdamHyperparameters, step: Int
@@ -96,5 +109,9 @@ public struct ReferenceBackend: Backend {
     Reference.adamUpdate(
       values: &values, gradients: gradients, firstMoment: &firstMoment, secondMoment: &secondMoment,
       range: range, learningRate: learningRate, hyper: hyper, step: step)
+  }
+
+  public func emaUpdate(teacher: inout [Double], student: [Double], range: Range<Int>, decay: Double) {
+    Reference.emaUpdate(teacher: &teacher, student: student, range: range, decay: decay)
   }
 }

@@ -177,7 +177,7 @@ func runKernel<B: Backend>(_ kernel: any RegressionKernel, on backend: B, case i
     for required in [
       "conv3x3", "conv1x1", "convTranspose2x2", "batchNorm (training)", "batchNorm (evaluation)", "relu",
       "maxPool2x2", "concat/split", "warp", "l2Normalize", "infoNCE", "barlowTwins", "softDice", "adam",
-      "intensityAugmentation",
+      "intensityAugmentation", "globalAveragePool", "consistencyLoss", "emaUpdate", "simCLR objective",
     ] {
       #expect(names.contains(required), "no registry entry for \(required)")
     }

@@ -9,6 +9,7 @@ let kernelRegistry: [RegisteredKernel] = ([
   BatchNormKernel(training: true), BatchNormKernel(training: false),
   ReLUKernel(), MaxPoolKernel(), ConcatKernel(), WarpKernel(), L2NormalizeKernel(),
   InfoNCEKernel(), BarlowTwinsKernel(), SoftDiceKernel(), AdamKernel(), IntensityAugmentationKernel(),
+  GlobalAveragePoolKernel(), ConsistencyLossKernel(), EMAKernel(), SimCLRObjectiveKernel(),
 ] as [any RegressionKernel]).map { RegisteredKernel(kernel: $0) }
 
 // MARK: - Convolutions

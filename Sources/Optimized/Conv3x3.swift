@@ -6,26 +6,30 @@ import Reference
 // 4 output channels x 24 pixels (three 8-pixel row segments, which may sit on different rows)
 // over all input channels and taps. The input gradient is the same kernel on the padded output
 // gradient with transposed, flipped weights. The weight gradient reduces over pixels in fixed
-// chunks, combined in chunk order.
+// chunks, combined in chunk order. Where it measured faster, each of the three runs by Winograd
+// F(2x2, 3x3) instead (Winograd.swift); `Conv3x3Algorithm` holds the rules and their reasons.
 
 // MARK: - Padded planes
 
 /// Geometry of zero-padded planes: plane p holds value (y, x) at `p * planeStride + (y + 1) *
 /// rowStride + x + 1`. `rowStride = roundUp(W, 8) + 2`, so columns W + 1 ..< rowStride are zero and
-/// an 8-lane segment starting at a multiple of 8 never reads the next row. `slack` zeros follow the
-/// last plane.
+/// an 8-lane segment starting at a multiple of 8 never reads the next row. `bottomRows` zero rows
+/// (1 by default, 2 for Winograd's tiles on an odd height) follow the last image row; `slack` zeros
+/// follow the last plane.
 struct PaddedGeometry {
   let height: Int
   let width: Int
+  let bottomRows: Int
   let rowStride: Int
   let planeStride: Int
   static let slack = 16
 
-  init(height: Int, width: Int) {
+  init(height: Int, width: Int, bottomRows: Int = 1) {
     self.height = height
     self.width = width
+    self.bottomRows = bottomRows
     rowStride = roundUp(width, 8) + 2
-    planeStride = (height + 2) * rowStride
+    planeStride = (height + 1 + bottomRows) * rowStride
   }
 
   /// 8-lane segments per row.
@@ -54,9 +58,51 @@ func padPlanes(
       row.advanced(by: 1).update(from: input + y * g.width, count: g.width)
       (row + g.width + 1).update(repeating: 0, count: g.rowStride - g.width - 1)
     }
-    (out + (g.height + 1) * g.rowStride).update(repeating: 0, count: g.rowStride)
+    (out + (g.height + 1) * g.rowStride).update(repeating: 0, count: g.bottomRows * g.rowStride)
   }
   (padded + planes * g.planeStride).update(repeating: 0, count: PaddedGeometry.slack)
+}
+
+// MARK: - Choosing the algorithm
+
+/// How a 3x3 convolution (the forward, the input gradient or the weight gradient) is computed.
+package enum Conv3x3Algorithm: Sendable {
+  /// The register-blocked direct convolution (`conv3x3Direct`).
+  case direct
+  /// Winograd F(2x2, 3x3) (`winogradConv3x3`).
+  case winograd
+
+  /// The algorithm for `depth` reduction channels into `rows` output rows on (H, W) planes:
+  /// Winograd when both are at least 4, direct otherwise.
+  ///
+  /// Why (forward at batch 8 on 2 workers, this AMD EPYC, best of several runs): with 4 or more of
+  /// each, Winograd was faster at every plane size from 2x2 to 64x64 (4->8: 1.05-1.3x, 16->16:
+  /// 1.4-1.6x, the cpu preset's layers 1.2x at 8x8 and 1.6-1.9x from 16x16 up). With fewer, its
+  /// transforms (per input channel and per output row) are not paid back by the products: 1->16
+  /// ran 0.74-0.93x, 2->4 0.86-0.96x, 32->3 0.91-0.94x, 3->32 0.99-1.02x. The plane size did not
+  /// change the verdict, so the rule ignores it.
+  package static func choice(height: Int, width: Int, depth: Int, rows: Int) -> Conv3x3Algorithm {
+    return min(depth, rows) >= 4 ? .winograd : .direct
+  }
+
+  /// The algorithm for the weight gradient of `inputChannels` into `outputChannels` on (H, W)
+  /// planes: Winograd when both channel counts are at least 4 and the planes are at most 16 x 16
+  /// (256 pixels), direct otherwise.
+  ///
+  /// Why (the whole backward at batch 8 on 2 workers, best of several runs): at the cpu preset's
+  /// 8x8 and 16x16 layers Winograd's weight gradient made the backward 1.3-1.7x faster instead of
+  /// 1.1-1.3x (the direct weight gradient runs short pixel reductions there); at 32x32 the two
+  /// were within noise (1.23-1.33x either way); at 64x64 it was slower (0.83x at 64->64, 0.81x at
+  /// 16->16), because it writes every tile's transformed input and output gradient in full (16 ·
+  /// (Cin + Cout) values per tile, 67 MB at 64->64) before reducing them. Its rounding also grows
+  /// faster with the reduction length: against the reference at 64->64 on 64x64, batch 2, its
+  /// worst error was 0.78 of the "float32 kernel" limit (direct: 0.41); at 16x16 and below, 0.15
+  /// (direct 0.12); the tests check the cpu preset's small layers at batch 16.
+  package static func weightGradientChoice(height: Int, width: Int, inputChannels: Int, outputChannels: Int)
+    -> Conv3x3Algorithm
+  {
+    return min(inputChannels, outputChannels) >= 4 && height * width <= 256 ? .winograd : .direct
+  }
 }
 
 // MARK: - Forward (and the input gradient)
@@ -168,18 +214,49 @@ func conv3x3Direct(
 /// bias. input: (N, Cin, H, W), W fastest; weight: (Cout, Cin, 3, 3). Returns (N, Cout, H, W).
 ///
 /// Differs from the reference only in precision (Float) and summation order (each output sums
-/// channel by channel, taps in row-major order, in Float). Bitwise deterministic for any `workers`.
+/// channel by channel, taps in row-major order, in Float; by Winograd F(2x2, 3x3) where
+/// `Conv3x3Algorithm.choice` says so: per transformed point, channel by channel, then the output
+/// transform). Bitwise deterministic for any `workers`.
 public func conv3x3Forward(input: Tensor<Float>, weight: [Float], outputChannels: Int, workers: Int)
   -> Tensor<Float>
 {
+  let s = input.shape
+  return conv3x3Forward(
+    input: input, weight: weight, outputChannels: outputChannels, workers: workers,
+    algorithm: .choice(height: s.h, width: s.w, depth: s.c, rows: outputChannels))
+}
+
+/// `conv3x3Forward` by the given algorithm (the tests run both on every shape).
+package func conv3x3Forward(
+  input: Tensor<Float>, weight: [Float], outputChannels: Int, workers: Int, algorithm: Conv3x3Algorithm
+) -> Tensor<Float> {
   checkWorkers(workers)
   let s = input.shape
   precondition(weight.count == outputChannels * s.c * 9, "conv3x3Forward: weight count \(weight.count)")
+  let outShape = Shape(s.n, outputChannels, s.h, s.w)
+  if algorithm == .winograd {
+    let tiling = WinogradTiling(batch: s.n, height: s.h, width: s.w)
+    let filters = weight.withUnsafeBufferPointer {
+      winogradFilters($0.baseAddress!, outputChannels: outputChannels, inputChannels: s.c, flipTranspose: false)
+    }
+    let data = withScratch(tiling.geometry.count(planes: s.n * s.c)) { padded in
+      input.data.withUnsafeBufferPointer {
+        padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: tiling.geometry, into: padded, workers: workers)
+      }
+      return makeArray(outShape.count) { out in
+        filters.withUnsafeBufferPointer {
+          winogradConv3x3(
+            padded: padded, tiling: tiling, depth: s.c, transformed: $0.baseAddress!, rows: outputChannels,
+            output: out, workers: workers)
+        }
+      }
+    }
+    return Tensor(shape: outShape, data: data)
+  }
   let g = PaddedGeometry(height: s.h, width: s.w)
   let packed = weight.withUnsafeBufferPointer {
     packConv3x3Weights($0.baseAddress!, outputChannels: outputChannels, inputChannels: s.c, flipTranspose: false)
   }
-  let outShape = Shape(s.n, outputChannels, s.h, s.w)
   let data = withScratch(g.count(planes: s.n * s.c)) { padded in
     input.data.withUnsafeBufferPointer { padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: g, into: padded, workers: workers) }
     return makeArray(outShape.count) { out in
@@ -206,14 +283,34 @@ public func conv3x3Forward(input: Tensor<Float>, weight: [Float], outputChannels
 public func conv3x3Backward(input: Tensor<Float>, weight: [Float], gradOutput: Tensor<Float>, workers: Int)
   -> (gradInput: Tensor<Float>, gradWeight: [Float])
 {
+  let s = input.shape
+  let cout = gradOutput.shape.c
+  return conv3x3Backward(
+    input: input, weight: weight, gradOutput: gradOutput, workers: workers,
+    algorithm: .choice(height: s.h, width: s.w, depth: cout, rows: s.c),
+    weightAlgorithm: .weightGradientChoice(height: s.h, width: s.w, inputChannels: s.c, outputChannels: cout))
+}
+
+/// `conv3x3Backward` with the input gradient by `algorithm` and the weight gradient by
+/// `weightAlgorithm` (the tests run every combination on every shape).
+package func conv3x3Backward(
+  input: Tensor<Float>, weight: [Float], gradOutput: Tensor<Float>, workers: Int, algorithm: Conv3x3Algorithm,
+  weightAlgorithm: Conv3x3Algorithm
+) -> (gradInput: Tensor<Float>, gradWeight: [Float]) {
   checkWorkers(workers)
   let s = input.shape
   let cout = gradOutput.shape.c
   gradOutput.checkShape(Shape(s.n, cout, s.h, s.w), "conv3x3Backward gradOutput")
   precondition(weight.count == cout * s.c * 9, "conv3x3Backward: weight count \(weight.count)")
-  let g = PaddedGeometry(height: s.h, width: s.w)
+  let winograd = algorithm == .winograd
+  let tiling = WinogradTiling(batch: s.n, height: s.h, width: s.w)
+  // One padded copy of each operand serves both gradients, in Winograd's geometry (the direct
+  // kernels read the same values from it: it only adds a zero row below odd heights).
+  let g = tiling.geometry
   let packed = weight.withUnsafeBufferPointer {
-    packConv3x3Weights($0.baseAddress!, outputChannels: cout, inputChannels: s.c, flipTranspose: true)
+    winograd
+      ? winogradFilters($0.baseAddress!, outputChannels: cout, inputChannels: s.c, flipTranspose: true)
+      : packConv3x3Weights($0.baseAddress!, outputChannels: cout, inputChannels: s.c, flipTranspose: true)
   }
   var gradWeight = [Float]()
   let gradInputData = withScratch(g.count(planes: s.n * cout)) { paddedGrad in
@@ -224,15 +321,28 @@ public func conv3x3Backward(input: Tensor<Float>, weight: [Float], gradOutput: T
       input.data.withUnsafeBufferPointer {
         padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: g, into: paddedInput, workers: workers)
       }
+      if weightAlgorithm == .winograd {
+        return gradOutput.data.withUnsafeBufferPointer {
+          winogradWeightGradient(
+            paddedInput: paddedInput, grad: $0.baseAddress!, tiling: tiling, inputChannels: s.c, outputChannels: cout,
+            workers: workers)
+        }
+      }
       return conv3x3WeightGradient(
         paddedInput: paddedInput, paddedGrad: paddedGrad, geometry: g, batch: s.n, inputChannels: s.c,
         outputChannels: cout, workers: workers)
     }
     return makeArray(s.count) { out in
       packed.withUnsafeBufferPointer {
-        conv3x3Direct(
-          padded: paddedGrad, geometry: g, batch: s.n, depth: cout, packed: $0.baseAddress!, rows: s.c,
-          output: out, workers: workers)
+        if winograd {
+          winogradConv3x3(
+            padded: paddedGrad, tiling: tiling, depth: cout, transformed: $0.baseAddress!, rows: s.c, output: out,
+            workers: workers)
+        } else {
+          conv3x3Direct(
+            padded: paddedGrad, geometry: g, batch: s.n, depth: cout, packed: $0.baseAddress!, rows: s.c,
+            output: out, workers: workers)
+        }
       }
     }
   }

@@ -1,0 +1,152 @@
+import Optimized
+import Reference
+import Testing
+import TestSupport
+
+// The 3x3 convolution by each algorithm on every shape, whatever `Conv3x3Algorithm.choice` picks:
+// Winograd F(2x2, 3x3) and the direct kernel as kernels of the harness (KernelHarness.swift),
+// checked against the reference and across worker counts over the convolution sweep and edge
+// cases, and, in release builds, Winograd at the cpu preset's layer shapes.
+
+// MARK: - The kernels
+
+/// The 3x3 convolution with its forward, input gradient and weight gradient forced to one
+/// algorithm on the optimized backend (the reference backend runs its only one). Cases: the
+/// convolution sweep, plus 1x1, 2x2 and odd planes (tiles cut by the border), 16 and 32 wide (runs
+/// of 8 tiles per tile row: the vector loads and stores), 8 wide (runs of 4; 2x8 at batch 3 ends
+/// on half a group), and batches whose panels of 24 tiles straddle images.
+struct Conv3x3AlgorithmKernel: RegressionKernel {
+  let algorithm: Conv3x3Algorithm
+  /// The weight gradient's algorithm; nil: `Conv3x3Algorithm.weightGradientChoice` at the shape.
+  var weightAlgorithm: Conv3x3Algorithm? = nil
+  var name: String { algorithm == .winograd ? "conv3x3 (Winograd)" : "conv3x3 (direct)" }
+  let tolerance = Tolerance.float32Kernel
+  let cases = convolutionCases + [
+    KernelShape(2, 5, 1, 1, other: 3), KernelShape(3, 4, 2, 2, other: 9), KernelShape(1, 9, 1, 7, other: 4),
+    KernelShape(2, 7, 11, 3, other: 5), KernelShape(3, 17, 16, 16, other: 12), KernelShape(1, 8, 10, 32, other: 7),
+    KernelShape(3, 6, 8, 8, other: 10), KernelShape(2, 12, 15, 16, other: 9), KernelShape(3, 5, 2, 8, other: 6),
+  ]
+
+  func run<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> [LabeledOutput] {
+    let x = tensor(s.shape, inputs.normal(s.shape.count), for: b)
+    let w = scalars(inputs.normal(s.other * s.c * 9, scale: 1 / (9 * Double(s.c)).squareRoot()), for: b)
+    let dyValues = inputs.normal(s.n * s.other * s.h * s.w)
+    if let optimized = b as? OptimizedBackend {
+      let xf = tensor(s.shape, doubles(x.data), for: optimized)
+      let wf = scalars(doubles(w), for: optimized)
+      let y = Optimized.conv3x3Forward(
+        input: xf, weight: wf, outputChannels: s.other, workers: optimized.workers, algorithm: algorithm)
+      let dy = tensor(y.shape, dyValues, for: optimized)
+      let grads = Optimized.conv3x3Backward(
+        input: xf, weight: wf, gradOutput: dy, workers: optimized.workers, algorithm: algorithm,
+        weightAlgorithm: weightAlgorithm
+          ?? .weightGradientChoice(height: s.h, width: s.w, inputChannels: s.c, outputChannels: s.other))
+      return [output("forward", y), output("gradInput", grads.gradInput), output("gradWeight", grads.gradWeight)]
+    }
+    let y = b.conv3x3Forward(input: x, weight: w, outputChannels: s.other)
+    let dy = tensor(y.shape, dyValues, for: b)
+    let grads = b.conv3x3Backward(input: x, weight: w, gradOutput: dy)
+    return [output("forward", y), output("gradInput", grads.gradInput), output("gradWeight", grads.gradWeight)]
+  }
+}
+
+// MARK: - The cpu preset's layers
+
+/// Every 3x3 convolution of the cpu preset's U-Net: (input channels, output channels, side).
+let cpuPresetConv3x3Layers: [(cin: Int, cout: Int, size: Int)] = {
+  let config = ModelConfig.cpu
+  let w = config.widths, depth = config.depth, size = config.imageSize
+  var layers = [(config.inputChannels, w[0], size), (w[0], w[0], size)]
+  for k in 1...depth { layers += [(w[k - 1], w[k], size >> k), (w[k], w[k], size >> k)] }
+  for k in 1...depth {
+    let out = k == depth ? config.features : w[depth - k]
+    layers += [(w[depth - k + 1], out, size >> (depth - k)), (out, out, size >> (depth - k))]
+  }
+  return layers
+}()
+
+let conv3x3Algorithms: [RegisteredKernel] = [
+  RegisteredKernel(kernel: Conv3x3AlgorithmKernel(algorithm: .winograd, weightAlgorithm: .winograd)),
+  RegisteredKernel(kernel: Conv3x3AlgorithmKernel(algorithm: .direct, weightAlgorithm: .direct)),
+]
+
+@Suite struct WinogradTests {
+  /// False in a debug build, where the reference takes minutes at the preset's shapes.
+  #if DEBUG
+    static let optimizedBuild = false
+  #else
+    static let optimizedBuild = true
+  #endif
+
+  @Test("each 3x3 algorithm matches the reference over the shape sweep", arguments: conv3x3Algorithms)
+  func matchesReference(_ entry: RegisteredKernel) {
+    let kernel = entry.kernel
+    for index in kernel.cases.indices {
+      let expected = runKernel(kernel, on: ReferenceBackend(), case: index)
+      let actual = runKernel(kernel, on: OptimizedBackend(workers: 2), case: index)
+      let context = "\(kernel.name) \(kernel.cases[index])"
+      if let problem = compareOutputs(context, actual: actual, expected: expected, tolerance: kernel.tolerance) {
+        Issue.record(Comment(rawValue: problem))
+      }
+    }
+  }
+
+  @Test("each 3x3 algorithm gives bit-identical results for 1, 2, 3 and 16 workers", arguments: conv3x3Algorithms)
+  func deterministicAcrossWorkers(_ entry: RegisteredKernel) {
+    let kernel = entry.kernel
+    for index in kernel.cases.indices {
+      let single = runKernel(kernel, on: OptimizedBackend(workers: 1), case: index)
+      for workers in [2, 3, 16] {
+        let actual = runKernel(kernel, on: OptimizedBackend(workers: workers), case: index)
+        let context = "\(kernel.name) \(kernel.cases[index]) workers \(workers) vs 1"
+        if let problem = compareBits(context, actual: actual, expected: single) {
+          Issue.record(Comment(rawValue: problem))
+        }
+      }
+    }
+  }
+
+  /// Winograd's forward and input gradient, and the weight gradient by the algorithm the rule picks,
+  /// at each cpu-preset layer shape against the reference: batch 16 (the fine-tuning batch, the
+  /// longest weight-gradient reductions) on planes up to 16x16, where the weight gradient is
+  /// Winograd's too; batch 2 on larger planes (panels straddle the two images). About 20 seconds
+  /// of reference time in release.
+  @Test(
+    "Winograd matches the reference at every cpu-preset 3x3 layer shape",
+    .enabled(if: Self.optimizedBuild, "the reference takes minutes at these shapes in a debug build"),
+    arguments: cpuPresetConv3x3Layers.indices)
+  func presetLayers(_ index: Int) {
+    let (cin, cout, size) = cpuPresetConv3x3Layers[index]
+    let kernel = Conv3x3AlgorithmKernel(algorithm: .winograd)
+    let shape = KernelShape(size <= 16 ? BatchSizes.downstream : 2, cin, size, size, other: cout)
+    var referenceInputs = SeededInputs(seed: 0x5749_4E4F + UInt64(index))
+    var optimizedInputs = referenceInputs
+    let expected = kernel.run(ReferenceBackend(), shape, &referenceInputs)
+    let actual = kernel.run(OptimizedBackend(workers: 2), shape, &optimizedInputs)
+    let context = "Winograd \(cin)->\(cout) at \(size)x\(size) batch \(shape.n)"
+    if let problem = compareOutputs(context, actual: actual, expected: expected, tolerance: kernel.tolerance) {
+      Issue.record(Comment(rawValue: problem))
+    }
+  }
+
+  /// The same bits for 1, 2, 3 and 16 workers at each cpu-preset layer shape (batch 8, as the
+  /// pretraining step runs them); in a debug build at a quarter of the side.
+  @Test("Winograd gives bit-identical results for 1, 2, 3 and 16 workers at the cpu-preset shapes",
+    arguments: cpuPresetConv3x3Layers.indices)
+  func presetDeterminism(_ index: Int) {
+    let (cin, cout, size) = cpuPresetConv3x3Layers[index]
+    let kernel = Conv3x3AlgorithmKernel(algorithm: .winograd, weightAlgorithm: .winograd)
+    let side = Self.optimizedBuild ? size : max(2, size / 4)
+    let shape = KernelShape(Self.optimizedBuild ? 8 : 2, cin, side, side, other: cout)
+    func run(_ workers: Int) -> [LabeledOutput] {
+      var inputs = SeededInputs(seed: 0x4445_5445 + UInt64(index))
+      return kernel.run(OptimizedBackend(workers: workers), shape, &inputs)
+    }
+    let single = run(1)
+    for workers in [2, 3, 16] {
+      if let problem = compareBits("Winograd \(shape) workers \(workers) vs 1", actual: run(workers), expected: single) {
+        Issue.record(Comment(rawValue: problem))
+      }
+    }
+  }
+}

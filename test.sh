@@ -23,8 +23,9 @@ verify="$(swift build -c release --show-bin-path)/verify"
 staged=.build/ci-smoke-staged
 staged_log=.build/ci-smoke-staged.log
 rm -rf "$staged" "$staged_log"
-for level in 0 1; do
-  if ! "$verify" reproduce --preset smoke --list-stages | awk -v level="$level" '$1 == level { print $2 }' |
+"$verify" reproduce --preset smoke --list-stages > "$staged_log.stages"
+for level in $(awk '{ print $1 }' "$staged_log.stages" | sort -un); do
+  if ! awk -v level="$level" '$1 == level { print $2 }' "$staged_log.stages" |
     xargs -P 2 -I{} "$verify" reproduce --preset smoke --run "$staged" --stage {} >> "$staged_log" 2>&1; then
     tail -n 20 "$staged_log" >&2
     echo "test.sh: a stage process of level $level failed (log: $staged_log)" >&2

@@ -34,6 +34,9 @@ public struct Reproduction {
   public var savePredictions = false
   /// Runs done and time left, for the progress lines.
   var tracker = Tracker(plan: nil)
+  /// Work this invocation did before `run()` (`--jobs`: the stage processes) with the estimate
+  /// printed before it, so the report's total time and estimate describe the whole invocation.
+  public var earlierWork: (seconds: Double, estimate: String, estimatedSeconds: Double)? = nil
 
   public init(config: ExperimentConfig, data: any ExperimentData, store: RunStore, workers: Int) {
     self.config = config
@@ -93,8 +96,9 @@ public struct Reproduction {
     let report = Report(
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
-      totalSeconds: Date().timeIntervalSince(start), pretraining: try pretrainingOutcomes(), sanity: Claims.sanity(table),
-      estimate: plan.description, estimatedSeconds: plan.assumedSeconds, builds: store.buildsText())
+      totalSeconds: Date().timeIntervalSince(start) + (earlierWork?.seconds ?? 0), pretraining: try pretrainingOutcomes(),
+      sanity: Claims.sanity(table), estimate: earlierWork?.estimate ?? plan.description,
+      estimatedSeconds: earlierWork?.estimatedSeconds ?? plan.assumedSeconds, builds: store.buildsText())
     if report.builds?.hasPrefix("Computed by: ") == false { say(report.builds!) }
     try report.write(to: store.directory)
     let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
@@ -115,19 +119,30 @@ public struct Reproduction {
   /// The printed estimate, and every unfinished stage's assumed seconds (the plan's: measured step
   /// times times the steps a run is assumed to take), for a scheduler that starts the longest
   /// stages first (`verify reproduce --jobs`).
-  public func estimateWithStageSeconds() throws -> (description: String, stageSeconds: [String: Double]) {
+  public func estimateWithStageSeconds() throws -> (description: String, seconds: Double, stageSeconds: [String: Double]) {
     let plan = try makePlan(labelledDraws())
     var seconds: [String: Double] = [:]
     for objective in PretrainingObjective.allCases where !finished("pretrain-\(objective.rawValue)") {
       seconds["pretrain-\(objective.rawValue)"] = Double(plan.pretrainingSteps) * plan.times.pretraining
     }
+    var untried = Dictionary(uniqueKeysWithValues: config.budgets.map { budget in
+      (budget, untriedBaselineRates(budget: budget).map { Reproduction.baselineTrialStage(budget: budget, rate: $0) })
+    })
     for run in plan.runs {
-      // The rate search's runs and the first draw's baseline run belong to `baseline-rate-B`.
-      let stage = run.searchOnly || (run.method == .supervised && run.draw == 1)
-        ? "baseline-rate-\(run.budget)" : runStage(run.method, budget: run.budget, draw: run.draw)
+      // The first draw's baseline runs are the rate search's trials, one stage each.
+      var stage = runStage(run.method, budget: run.budget, draw: run.draw)
+      if run.method == .supervised && run.draw == 1, let trial = untried[run.budget]?.first {
+        stage = trial
+        untried[run.budget]?.removeFirst()
+      }
       seconds[stage, default: 0] += plan.seconds(run, steps: plan.assumedSteps(run))
     }
-    return (plan.description, seconds)
+    return (plan.description, plan.assumedSeconds, seconds)
+  }
+
+  /// The candidate baseline rates of a budget whose trial has not finished.
+  func untriedBaselineRates(budget: Int) -> [Double] {
+    config.baselineLearningRates.filter { !finished(Reproduction.baselineTrialStage(budget: budget, rate: $0)) }
   }
 
   /// The finished pretraining stages' outcomes, in objective order.
@@ -188,14 +203,19 @@ public struct Reproduction {
     var runs: [Plan.Run] = []
     for d in draws {
       let schedule = config.downstreamSchedule(trainingSlices: d.train.count)
-      for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: 0) where !finished(runStage(method, budget: d.budget, draw: d.draw)) {
+      for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: 0)
+      where !finished(runStage(method, budget: d.budget, draw: d.draw)) && !(method == .supervised && d.draw == 1) {
         var linear = false
         if case .linearProbe = mode { linear = true }
         runs.append(Plan.Run(method: method, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count, linearProbe: linear))
       }
-      if d.draw == 1 && !finished("baseline-rate-\(d.budget)") {
-        for _ in 1..<max(config.baselineLearningRates.count, 1) {
-          runs.append(Plan.Run(method: .supervised, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count, linearProbe: false, searchOnly: true))
+      if d.draw == 1 && !finished(runStage(.supervised, budget: d.budget, draw: 1)) {
+        // The draw's baseline run is the chosen one of the rate search's trials: one run per untried rate.
+        let untried = untriedBaselineRates(budget: d.budget)
+        for (i, _) in untried.enumerated() {
+          runs.append(Plan.Run(
+            method: .supervised, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count,
+            linearProbe: false, searchOnly: i < untried.count - 1))
         }
       }
     }
@@ -280,19 +300,28 @@ public struct Reproduction {
   mutating func baselineRate(_ d: LabelledDraw, random: [Float]) throws -> Double {
     let stage = "baseline-rate-\(d.budget)"
     if let chosen = try store.load(Double.self, stage: stage) { return chosen }
+    precondition(d.draw == 1, "the baseline rate is chosen on the first draw")
+    var trials: [RunResult] = []
+    for rate in config.baselineLearningRates {
+      trials.append(try baselineTrial(d, rate: rate, random: random))
+    }
     return try store.withClaim(stage) {
       if let chosen = try store.load(Double.self, stage: stage) { return chosen }
-      return try searchBaselineRate(d, random: random, stage: stage)
+      return try chooseBaselineRate(d, trials: trials, stage: stage)
     }
   }
 
-  /// Trains the baseline at every candidate rate on the draw, keeps the best as that draw's run.
-  mutating func searchBaselineRate(_ d: LabelledDraw, random: [Float], stage: String) throws -> Double {
-    precondition(d.draw == 1, "the baseline rate is chosen on the first draw")
-    var best: (rate: Double, outcome: DownstreamOutcome, seconds: Double)? = nil
-    var searchSeconds = 0.0
-    var tried: [(rate: Double, seconds: Double, steps: Int)] = []
-    for rate in config.baselineLearningRates {
+  /// The stage of the baseline trained at one candidate rate on a budget's first draw.
+  static func baselineTrialStage(budget: Int, rate: Double) -> String { "baseline-\(budget)-lr-\(rate)" }
+
+  /// The baseline trained at `rate` on the budget's first draw and evaluated (a stage of its own,
+  /// so the candidate rates can train at the same time, and an interruption loses at most one).
+  /// Every candidate uses the seed of the draw's baseline run, which the chosen one becomes.
+  mutating func baselineTrial(_ d: LabelledDraw, rate: Double, random: [Float]) throws -> RunResult {
+    let stage = Reproduction.baselineTrialStage(budget: d.budget, rate: rate)
+    if let done = try store.load(RunResult.self, stage: stage) { return done }
+    return try store.withClaim(stage) {
+      if let done = try store.load(RunResult.self, stage: stage) { return done }
       let start = Date()
       let outcome = trainDownstream(
         backend: backend, mode: .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), initial: random,
@@ -300,27 +329,35 @@ public struct Reproduction {
         label: "baseline lr \(rate), budget \(d.budget)")
       say(String(format: "  baseline lr %g: best validation loss %.4f at step %d of %d (%@)", rate, outcome.bestValidationLoss,
         outcome.bestStep, outcome.steps, outcome.stopReason.rawValue))
-      let seconds = Date().timeIntervalSince(start)
-      searchSeconds += seconds
-      if best == nil || outcome.bestValidationLoss < best!.outcome.bestValidationLoss {
-        best = (rate, outcome, seconds)
-      }
-      tried.append((rate, seconds, outcome.steps))
+      let weights = d.budget == 1 ? store.weightsURL(stage) : nil
+      let result = try record(.supervised, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
+      let searchOnly = tracker.remaining.contains { $0.method == .supervised && $0.budget == d.budget && $0.draw == d.draw && $0.searchOnly }
+      tracker.finished(.supervised, budget: d.budget, draw: d.draw, searchOnly: searchOnly, seconds: result.seconds, steps: outcome.steps)
+      return result
     }
-    guard let best else { throw ExperimentError("no baseline learning rates to choose from") }
-    for t in tried {
-      tracker.finished(.supervised, budget: d.budget, draw: d.draw, searchOnly: t.rate != best.rate, seconds: t.seconds, steps: t.steps)
-    }
-    say("  baseline learning rate for budget \(d.budget): \(best.rate) (lowest validation loss)")
+  }
+
+  /// Chooses the candidate with the lowest best validation loss (the first on a tie) and makes its
+  /// trial the draw's baseline run.
+  mutating func chooseBaselineRate(_ d: LabelledDraw, trials: [RunResult], stage: String) throws -> Double {
+    guard var best = trials.first else { throw ExperimentError("no baseline learning rates to choose from") }
+    for trial in trials.dropFirst() where trial.bestValidationLoss < best.bestValidationLoss { best = trial }
+    guard let rate = best.chosenLearningRate else { throw ExperimentError("stage \(stage): a baseline trial without its rate") }
+    say("  baseline learning rate for budget \(d.budget): \(rate) (lowest validation loss)")
     // The rates not chosen (the chosen run's time is counted with the downstream runs).
-    stageSeconds["baseline rate search", default: 0] += searchSeconds - best.seconds
+    stageSeconds["baseline rate search", default: 0] += trials.reduce(0) { $0 + $1.seconds } - best.seconds
     let runStage = runStage(.supervised, budget: d.budget, draw: d.draw)
     if try store.load(RunResult.self, stage: runStage) == nil {
-      _ = try record(.supervised, rate: best.rate, outcome: best.outcome, d, trainingSeconds: best.seconds)
+      if d.budget == 1 {
+        let values = try WeightsFile.read(from: store.weightsURL(Reproduction.baselineTrialStage(budget: 1, rate: rate)), expecting: config.model)
+        try WeightsFile.write(values: values, config: config.model, to: downstreamWeightsURL(.supervised))
+      }
+      try store.save(best, stage: runStage)
+      stageSeconds["downstream", default: 0] += best.seconds
       recordedBySearch.insert(runStage)
     }
-    try store.save(best.rate, stage: stage)
-    return best.rate
+    try store.save(rate, stage: stage)
+    return rate
   }
 
   /// The stage name of a downstream run, also the name its seed is derived from.
@@ -354,14 +391,18 @@ public struct Reproduction {
       seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)")
     var rate: Double? = nil
     if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
-    let result = try record(method, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start))
+    let weights = d.budget == 1 && d.draw == 1 ? downstreamWeightsURL(method) : nil
+    let result = try record(method, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
+    stageSeconds["downstream", default: 0] += result.seconds
     tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
     return result
   }
 
-  /// Evaluates a trained downstream run on the test volumes and stores it as a finished stage.
+  /// Evaluates a trained downstream run on the test volumes and stores it as the finished `stage`,
+  /// with its weights at `weights` when given (budget 1, draw 1: for the pictures and predictions).
   mutating func record(
-    _ method: Method, rate: Double?, outcome: DownstreamOutcome, _ d: LabelledDraw, trainingSeconds: Double
+    _ method: Method, rate: Double?, outcome: DownstreamOutcome, _ d: LabelledDraw, trainingSeconds: Double, stage: String,
+    weights: URL?
   ) throws -> RunResult {
     let start = Date()
     var net = Pix2RepNetwork(config: config.model, backend: backend, values: outcome.values)
@@ -371,15 +412,14 @@ public struct Reproduction {
       chosenLearningRate: rate, steps: outcome.steps, bestValidationLoss: outcome.bestValidationLoss,
       seconds: trainingSeconds + Date().timeIntervalSince(start), curve: outcome.curve, bestStep: outcome.bestStep,
       schedule: outcome.schedule, stopReason: outcome.stopReason)
-    if d.budget == 1 && d.draw == 1 {
-      // Kept for the pictures and predictions (written before the stage, so a resumed run has them).
-      try WeightsFile.write(values: outcome.values, config: config.model, to: downstreamWeightsURL(method))
+    if let weights {
+      // Written before the stage, so a resumed run has them.
+      try WeightsFile.write(values: outcome.values, config: config.model, to: weights)
     }
-    try store.save(result, stage: runStage(method, budget: d.budget, draw: d.draw))
+    try store.save(result, stage: stage)
     say(String(format: "  %@: test Dice %.3f (RV %.3f, MYO %.3f, LV %.3f); stopped by %@ after %d steps (%.1f epochs), best at step %d; %@",
       method.rawValue, result.summary.mean, result.summary.perClass[0], result.summary.perClass[1], result.summary.perClass[2],
       outcome.stopReason.rawValue, outcome.steps, result.epochs ?? 0, outcome.bestStep, formatDuration(result.seconds)))
-    stageSeconds["downstream", default: 0] += result.seconds
     return result
   }
 

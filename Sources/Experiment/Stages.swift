@@ -16,17 +16,26 @@ extension Reproduction {
   }
 
   /// Every stage of the plan, in dependency order. The first draw's baseline run is not listed: the
-  /// budget's rate search (`baseline-rate-B`) stores it.
+  /// budget's rate search stores it (`baseline-B-lr-RATE` trains one candidate rate; `baseline-rate-B`
+  /// chooses among them and makes the chosen trial the draw's run).
   public static func stages(_ config: ExperimentConfig) -> [Stage] {
     var list: [Stage] = PretrainingObjective.allCases.map { Stage(name: "pretrain-\($0.rawValue)", inputs: [], level: 0) }
     list.append(Stage(name: Reproduction.randomStatisticsStage, inputs: [], level: 0))
     for budget in config.budgets {
-      list.append(Stage(name: "baseline-rate-\(budget)", inputs: [], level: 0))
+      for rate in config.baselineLearningRates {
+        list.append(Stage(name: baselineTrialStage(budget: budget, rate: rate), inputs: [], level: 0))
+      }
+    }
+    for budget in config.budgets {
+      let trials = config.baselineLearningRates.map { baselineTrialStage(budget: budget, rate: $0) }
+      list.append(Stage(name: "baseline-rate-\(budget)", inputs: trials, level: 1))
     }
     for budget in config.budgets {
       for draw in 1...config.drawCount(budget: budget) {
         for (method, _) in methods(config, budget: budget, baselineRate: 0) where !(method == .supervised && draw == 1) {
-          list.append(Stage(name: runStageName(method, budget: budget, draw: draw), inputs: [input(of: method, budget: budget)], level: 1))
+          list.append(Stage(
+            name: runStageName(method, budget: budget, draw: draw), inputs: [input(of: method, budget: budget)],
+            level: method == .supervised ? 2 : 1))
         }
       }
     }
@@ -66,16 +75,25 @@ extension Reproduction {
     } else if name == Reproduction.randomStatisticsStage {
       _ = try randomBackboneForProbing(random)
     } else if name.hasPrefix("baseline-rate-"), let budget = Int(name.dropFirst("baseline-rate-".count)) {
-      guard let first = try labelledDraws().first(where: { $0.budget == budget && $0.draw == 1 }) else {
-        throw ExperimentError("stage \(name): budget \(budget) has no draws")
-      }
-      _ = try baselineRate(first, random: random)
+      _ = try baselineRate(firstDraw(budget, stage: name), random: random)
+    } else if let rate = config.baselineLearningRates.first(where: { name.hasSuffix("-lr-\($0)") }), name.hasPrefix("baseline-"),
+      let budget = config.budgets.first(where: { name == Reproduction.baselineTrialStage(budget: $0, rate: rate) })
+    {
+      _ = try baselineTrial(firstDraw(budget, stage: name), rate: rate, random: random)
     } else if name == "equivariance" {
       let pretrainedValues = try WeightsFile.read(from: store.weightsURL("pretrain-infoNCE"), expecting: config.model)
       _ = try equivarianceFigures(pretrained: pretrainedValues, random: random)
     } else {
       try runDownstreamStage(name, random: random)
     }
+  }
+
+  /// The first draw of `budget`, on which the baseline's rate is chosen.
+  func firstDraw(_ budget: Int, stage: String) throws -> LabelledDraw {
+    guard let first = try labelledDraws().first(where: { $0.budget == budget && $0.draw == 1 }) else {
+      throw ExperimentError("stage \(stage): budget \(budget) has no draws")
+    }
+    return first
   }
 
   /// A `run-METHOD-B-D` stage: the draw's data, the method's starting weights, its training.

@@ -155,12 +155,14 @@ enum ReproduceCommand: VerifyCommand {
       return
     }
     if jobs > 1 {
-      let (estimate, stageSeconds) = try reproduction.estimateWithStageSeconds()
+      let started = Date()
+      let (estimate, estimatedSeconds, stageSeconds) = try reproduction.estimateWithStageSeconds()
       say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + estimate)
       try Jobs.run(
         stages: Reproduction.stages(config), stageSeconds: stageSeconds, jobs: jobs,
         arguments: Jobs.childArguments(options, runDirectory: runDirectory, workers: max(1, workers / jobs)),
         runDirectory: runDirectory)
+      reproduction.earlierWork = (Date().timeIntervalSince(started), estimate, estimatedSeconds)
     }
     let report = try reproduction.run()
     show(report)

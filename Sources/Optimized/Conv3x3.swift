@@ -237,7 +237,8 @@ package func conv3x3Forward(
   if algorithm == .winograd {
     let tiling = WinogradTiling(batch: s.n, height: s.h, width: s.w)
     let filters = weight.withUnsafeBufferPointer {
-      winogradFilters($0.baseAddress!, outputChannels: outputChannels, inputChannels: s.c, flipTranspose: false)
+      winogradFilters(
+        $0.baseAddress!, outputChannels: outputChannels, inputChannels: s.c, flipTranspose: false, workers: workers)
     }
     let data = withScratch(tiling.geometry.count(planes: s.n * s.c)) { padded in
       input.data.withUnsafeBufferPointer {
@@ -309,7 +310,7 @@ package func conv3x3Backward(
   let g = tiling.geometry
   let packed = weight.withUnsafeBufferPointer {
     winograd
-      ? winogradFilters($0.baseAddress!, outputChannels: cout, inputChannels: s.c, flipTranspose: true)
+      ? winogradFilters($0.baseAddress!, outputChannels: cout, inputChannels: s.c, flipTranspose: true, workers: workers)
       : packConv3x3Weights($0.baseAddress!, outputChannels: cout, inputChannels: s.c, flipTranspose: true)
   }
   var gradWeight = [Float]()

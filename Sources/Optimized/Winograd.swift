@@ -82,17 +82,22 @@ struct WinogradTiling {
 /// - `flipTranspose == true`: rows are input channels c, k runs over output channels o and
 ///   g[ky][kx] = weight[o, c, 2 - ky, 2 - kx] (the input gradient is this convolution of the output
 ///   gradient).
-func winogradFilters(_ weight: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, flipTranspose: Bool)
-  -> [Float]
-{
+///
+/// Parallel over rows; row r writes only lane r % 4 of its block.
+func winogradFilters(
+  _ weight: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, flipTranspose: Bool, workers: Int
+) -> [Float] {
   let rows = flipTranspose ? inputChannels : outputChannels
   let depth = flipTranspose ? outputChannels : inputChannels
   let blocks = (rows + 3) / 4
   var packed = [Float](repeating: 0, count: 16 * blocks * depth * 4)
-  packed.withUnsafeMutableBufferPointer { p in
-    for row in 0..<rows {
+  packed.withUnsafeMutableBufferPointer { buffer in
+    // Disjoint writes: row r writes packed[... * 4 + r % 4] of block r / 4 only.
+    nonisolated(unsafe) let p = buffer.baseAddress!
+    nonisolated(unsafe) let weights = weight
+    parallelFor(rows, workers: workers) { row in
       for k in 0..<depth {
-        let source = flipTranspose ? weight + (k * inputChannels + row) * 9 : weight + (row * inputChannels + k) * 9
+        let source = flipTranspose ? weights + (k * inputChannels + row) * 9 : weights + (row * inputChannels + k) * 9
         func g(_ ky: Int, _ kx: Int) -> Double {
           Double(flipTranspose ? source[8 - (3 * ky + kx)] : source[3 * ky + kx])
         }
@@ -490,17 +495,25 @@ func winogradWeightGradient(
     }
     // gw = G^T dU G: G's columns are (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
     let gColumns: [(Double, Double, Double, Double)] = [(1, 0.5, 0.5, 0), (0, 0.5, -0.5, 0), (0, 0.5, 0.5, 1)]
-    return makeArray(cout * cin * 9) { out in
-      for pair in 0..<(cout * cin) {
-        func dU(_ i: Int, _ j: Int) -> Double { Double(du[(4 * i + j) * cout * cin + pair]) }
-        for ky in 0..<3 {
-          let a = gColumns[ky]
-          // Row ky of G^T dU (over j), then times G's column kx.
-          func r(_ j: Int) -> Double { ((a.0 * dU(0, j) + a.1 * dU(1, j)) + a.2 * dU(2, j)) + a.3 * dU(3, j) }
-          let r0 = r(0), r1 = r(1), r2 = r(2), r3 = r(3)
-          for kx in 0..<3 {
-            let b = gColumns[kx]
-            out[pair * 9 + ky * 3 + kx] = Float(((b.0 * r0 + b.1 * r1) + b.2 * r2) + b.3 * r3)
+
+    let pairs = cout * cin
+    let pieces = max(1, min(64, pairs / 256))
+    nonisolated(unsafe) let transformed = UnsafePointer(du)
+    return makeArray(pairs * 9) { result in
+      // Disjoint writes: piece q writes gw[9 · pair ..< 9 · pair + 9] for the pairs of its range only.
+      nonisolated(unsafe) let out = result
+      parallelFor(pieces, workers: workers) { piece in
+        for pair in chunkRange(piece, of: pieces, count: pairs) {
+          func dU(_ i: Int, _ j: Int) -> Double { Double(transformed[(4 * i + j) * pairs + pair]) }
+          for ky in 0..<3 {
+            let a = gColumns[ky]
+            // Row ky of G^T dU (over j), then times G's column kx.
+            func r(_ j: Int) -> Double { ((a.0 * dU(0, j) + a.1 * dU(1, j)) + a.2 * dU(2, j)) + a.3 * dU(3, j) }
+            let r0 = r(0), r1 = r(1), r2 = r(2), r3 = r(3)
+            for kx in 0..<3 {
+              let b = gColumns[kx]
+              out[pair * 9 + ky * 3 + kx] = Float(((b.0 * r0 + b.1 * r1) + b.2 * r2) + b.3 * r3)
+            }
           }
         }
       }

@@ -151,8 +151,9 @@ extension Reproduction {
         missing.append(method)
         continue
       }
-      var net = Pix2RepNetwork(config: config.model, backend: backend, values: try WeightsFile.read(from: url, expecting: config.model))
-      predictions.append(net.predictLabels(features: net.frozenFeatures(test.imageTensor(chosen))))
+      var forward = EvaluationForward(
+        Pix2RepNetwork(config: config.model, backend: backend, values: try WeightsFile.read(from: url, expecting: config.model)))
+      predictions.append(forward.labels(test.imageTensor(chosen)))
       methods.append(method)
     }
     var tiles: [[UInt8]] = []

@@ -137,7 +137,8 @@ struct Plan {
       adam.update(&net.values, gradients: g, backend: backend)
     }
     let clean: Tensor<Float> = data.imageTensor(indices)
-    let forward = median { _ = net.predictLabels(features: net.frozenFeatures(clean)) }
+    var evaluation = EvaluationForward(net)
+    let forward = median { _ = evaluation.labels(clean) }
     return StepTimes(pretraining: pretraining, fineTuning: fineTuning, linearProbing: linearProbing, forward: forward)
   }
 }

@@ -94,10 +94,11 @@ extension Reproduction {
         say("  predictions: no saved weights for \(method.rawValue) at budget 1 (older run folder), skipped")
         continue
       }
-      var net = Pix2RepNetwork(config: config.model, backend: backend, values: try WeightsFile.read(from: url, expecting: config.model))
+      let net = Pix2RepNetwork(config: config.model, backend: backend, values: try WeightsFile.read(from: url, expecting: config.model))
+      var forward = EvaluationForward(net)
       var predicted = [UInt8]()
       for batch in test.batches(of: config.downstreamBatch) {
-        predicted += net.predictLabels(features: net.frozenFeatures(test.imageTensor(batch)))
+        predicted += forward.labels(test.imageTensor(batch))
       }
       try write("\(method.key)-b1-d1", predicted)
     }

@@ -171,7 +171,8 @@ package func trainDownstream<B: Backend>(
   case .linearProbe:
     adam = AdamOptimizer(layout: net.layout, learningRates: [.segmentation: config.linearProbeLearningRate])
     // The backbone is frozen, so the validation features never change.
-    cachedValidation = validationBatches.map { net.frozenFeatures(validation.imageTensor($0)) }
+    var frozen = EvaluationForward(net)
+    cachedValidation = validationBatches.map { frozen.features(validation.imageTensor($0)) }
     if config.linearProbeCachedFeatures {
       cachedTrain = features(&net, train, train.batches(of: config.downstreamBatch))
     }
@@ -182,9 +183,13 @@ package func trainDownstream<B: Backend>(
 
   func validationLoss(_ net: inout Pix2RepNetwork<B>) -> Double {
     var total = 0.0
+    var forward = probing ? nil : EvaluationForward(net)
     for (i, batch) in validationBatches.enumerated() {
-      let f = probing ? cachedValidation[i] : net.frozenFeatures(validation.imageTensor(batch))
-      total += net.headLoss(features: f, labels: validation.labelBatch(batch)) * Double(batch.count)
+      let labels = validation.labelBatch(batch)
+      let loss = probing
+        ? net.headLoss(features: cachedValidation[i], labels: labels)
+        : backend.softDiceLoss(logits: forward!.logits(validation.imageTensor(batch)), labels: labels).loss
+      total += loss * Double(batch.count)
     }
     return total / Double(validation.count)
   }
@@ -257,8 +262,9 @@ package func downstreamLossAndGradients<B: Backend>(
 func features<B: Backend>(_ net: inout Pix2RepNetwork<B>, _ data: SliceSet, _ batches: [[Int]]) -> Tensor<B.Scalar> {
   var all = [B.Scalar]()
   var shape = Shape(0, net.config.features, data.size, data.size)
+  var frozen = EvaluationForward(net)
   for batch in batches {
-    all += net.frozenFeatures(data.imageTensor(batch)).data
+    all += frozen.features(data.imageTensor(batch)).data
     shape.n += batch.count
   }
   return Tensor(shape: shape, data: all)
@@ -273,12 +279,14 @@ func gather<Scalar>(_ t: Tensor<Scalar>, _ indices: [Int]) -> Tensor<Scalar> {
   return Tensor(shape: Shape(indices.count, t.shape.c, t.shape.h, t.shape.w), data: data)
 }
 
-/// Hard 3D Dice of a network on every test volume.
+/// Hard 3D Dice of a network on every test volume, its slices predicted `batchSize` at a time in
+/// evaluation mode (`EvaluationForward`: the folded inference path on the optimized backend).
 package func evaluate<B: Backend>(_ net: inout Pix2RepNetwork<B>, test: SliceSet, batchSize: Int) -> [VolumeScore] {
   var predicted = [UInt8]()
   predicted.reserveCapacity(test.labels.count)
+  var forward = EvaluationForward(net)
   for batch in test.batches(of: batchSize) {
-    predicted += net.predictLabels(features: net.frozenFeatures(test.imageTensor(batch)))
+    predicted += forward.labels(test.imageTensor(batch))
   }
   let plane = test.size * test.size
   return test.volumes.enumerated().map { (v, id) in

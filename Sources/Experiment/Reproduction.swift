@@ -323,10 +323,10 @@ public struct Reproduction {
     return try store.withClaim(stage) {
       if let done = try store.load(RunResult.self, stage: stage) { return done }
       let start = Date()
-      let outcome = trainDownstream(
+      let outcome = try trainDownstream(
         backend: backend, mode: .fineTune(backboneRate: rate, headRate: config.fineTuneHeadLearningRate), initial: random,
         train: d.train, validation: d.validation, config: config, seed: seed(runStage(.supervised, budget: d.budget, draw: d.draw)),
-        label: "baseline lr \(rate), budget \(d.budget)")
+        label: "baseline lr \(rate), budget \(d.budget)", checkpoint: CheckpointPolicy(url: store.checkpointURL(stage)))
       say(String(format: "  baseline lr %g: best validation loss %.4f at step %d of %d (%@)", rate, outcome.bestValidationLoss,
         outcome.bestStep, outcome.steps, outcome.stopReason.rawValue))
       let weights = d.budget == 1 ? store.weightsURL(stage) : nil
@@ -386,9 +386,10 @@ public struct Reproduction {
   /// Trains and records one downstream run.
   mutating func train(_ method: Method, mode: DownstreamMode, initial: [Float], _ d: LabelledDraw, stage: String) throws -> RunResult {
     let start = Date()
-    let outcome = trainDownstream(
+    let outcome = try trainDownstream(
       backend: backend, mode: mode, initial: initial, train: d.train, validation: d.validation, config: config,
-      seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)")
+      seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)",
+      checkpoint: CheckpointPolicy(url: store.checkpointURL(stage)))
     var rate: Double? = nil
     if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
     let weights = d.budget == 1 && d.draw == 1 ? downstreamWeightsURL(method) : nil
@@ -417,6 +418,7 @@ public struct Reproduction {
       try WeightsFile.write(values: outcome.values, config: config.model, to: weights)
     }
     try store.save(result, stage: stage)
+    try? FileManager.default.removeItem(at: store.checkpointURL(stage))  // finished: nothing to resume
     say(String(format: "  %@: test Dice %.3f (RV %.3f, MYO %.3f, LV %.3f); stopped by %@ after %d steps (%.1f epochs), best at step %d; %@",
       method.rawValue, result.summary.mean, result.summary.perClass[0], result.summary.perClass[1], result.summary.perClass[2],
       outcome.stopReason.rawValue, outcome.steps, result.epochs ?? 0, outcome.bestStep, formatDuration(result.seconds)))

@@ -63,6 +63,9 @@ public struct RunStore: Sendable {
     try writeAtomically(try encoder().encode(value), to: stageURL(name))
   }
 
+  /// A downstream stage's training checkpoint (while it trains; removed when it has finished).
+  func checkpointURL(_ name: String) -> URL { directory.appendingPathComponent("stages/\(name).checkpoint") }
+
   // MARK: - Weights
 
   public func weightsURL(_ name: String) -> URL { directory.appendingPathComponent("weights/\(name).p2rw") }

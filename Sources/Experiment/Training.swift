@@ -149,11 +149,13 @@ package struct DownstreamOutcome {
 /// every `minimumValidationSteps` steps, whichever is longer; the run stops after `patience`
 /// validations without a new best or at the epoch cap, and returns its best-validation values
 /// (running statistics included). `initial` holds the starting parameters (a pretrained backbone,
-/// or a random one); the head is freshly initialised from `seed`.
+/// or a random one); the head is freshly initialised from `seed`. With a `checkpoint` policy the run
+/// saves its state at validations (at most once per interval) and, when the file exists and was
+/// saved by this build, resumes from it with the same final bits as an uninterrupted run.
 package func trainDownstream<B: Backend>(
   backend: B, mode: DownstreamMode, initial: [Float], train: SliceSet, validation: SliceSet,
-  config: ExperimentConfig, seed: UInt64, label: String
-) -> DownstreamOutcome {
+  config: ExperimentConfig, seed: UInt64, label: String, checkpoint: CheckpointPolicy? = nil
+) throws -> DownstreamOutcome {
   var net = Pix2RepNetwork(config: config.model, backend: backend, seed: seed)
   let fresh = net.values
   net.values = initial.map { B.Scalar($0) }
@@ -194,11 +196,27 @@ package func trainDownstream<B: Backend>(
     return total / Double(validation.count)
   }
 
-  var best = (step: 0, loss: validationLoss(&net), values: net.values)
-  var curve = [CurvePoint(step: 0, loss: best.loss)]
+  var best: (step: Int, loss: Double, values: [B.Scalar])
+  var curve: [CurvePoint]
   var sinceBest = 0
-  let progress = ProgressPrinter(label, total: schedule.maxSteps)
   var step = 0
+  if let checkpoint, let saved = resumable(checkpoint, schedule: schedule, valueCount: net.values.count, scalar: B.Scalar.self, label: label) {
+    let h = saved.header
+    net.values = saved.values
+    adam.restore(step: h.adamStep, firstMoment: saved.firstMoment, secondMoment: saved.secondMoment)
+    rng = SplitMix64(seed: h.augmentationState)
+    sampler.rng = SplitMix64(seed: h.samplerState)
+    sampler.order = h.samplerOrder
+    sampler.cursor = h.samplerCursor
+    best = (h.bestStep, h.bestLoss, saved.bestValues)
+    (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
+    say("\(label): resumed from its checkpoint at step \(step)")
+  } else {
+    best = (0, validationLoss(&net), net.values)
+    curve = [CurvePoint(step: 0, loss: best.loss)]
+  }
+  let progress = ProgressPrinter(label, total: schedule.maxSteps)
+  var lastSave = Date()
   while step < schedule.maxSteps && sinceBest < schedule.patience {
     step += 1
     let loss = downstreamStep(
@@ -212,6 +230,18 @@ package func trainDownstream<B: Backend>(
       } else {
         sinceBest += 1
       }
+      let interrupt = checkpoint?.interruptAfterStep == step
+      if let checkpoint, interrupt || Date().timeIntervalSince(lastSave) >= checkpoint.interval {
+        let header = DownstreamCheckpoint<B.Scalar>.Header(
+          build: Build.fingerprint, scalarBytes: MemoryLayout<B.Scalar>.size, valueCount: net.values.count, schedule: schedule,
+          step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve, augmentationState: rng.state,
+          samplerState: sampler.rng.state, samplerOrder: sampler.order, samplerCursor: sampler.cursor, adamStep: adam.step)
+        try DownstreamCheckpoint(
+          header: header, values: net.values, bestValues: best.values, firstMoment: adam.firstMoment, secondMoment: adam.secondMoment
+        ).write(to: checkpoint.url)
+        lastSave = Date()
+        if interrupt { throw TrainingInterrupted(step: step) }
+      }
     }
     progress.update(
       step, loss: loss,
@@ -223,6 +253,17 @@ package func trainDownstream<B: Backend>(
   return DownstreamOutcome(
     values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
     schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
+}
+
+/// The checkpoint a run resumes from, or nil (no file, or one this run cannot use: said once, and
+/// the run starts over).
+func resumable<Scalar: BinaryFloatingPoint>(
+  _ policy: CheckpointPolicy, schedule: DownstreamSchedule, valueCount: Int, scalar: Scalar.Type, label: String
+) -> DownstreamCheckpoint<Scalar>? {
+  guard FileManager.default.fileExists(atPath: policy.url.path) else { return nil }
+  let (saved, problem) = DownstreamCheckpoint<Scalar>.read(from: policy.url, schedule: schedule, valueCount: valueCount)
+  if let problem { say("\(label): checkpoint \(policy.url.path) \(problem); starting the run over") }
+  return saved
 }
 
 /// One training step of `trainDownstream` on the slices at `indices`: the loss and gradients of

@@ -25,6 +25,17 @@ public struct AdamOptimizer<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
     self.spans = spans
   }
 
+  /// Puts back the state of an optimizer saved after `step` steps (a training checkpoint), so
+  /// that training resumes exactly where it stopped.
+  public mutating func restore(step: Int, firstMoment: [Scalar], secondMoment: [Scalar]) {
+    precondition(
+      firstMoment.count == self.firstMoment.count && secondMoment.count == self.secondMoment.count,
+      "AdamOptimizer.restore: \(firstMoment.count) and \(secondMoment.count) values for \(self.firstMoment.count) parameters")
+    self.step = step
+    self.firstMoment = firstMoment
+    self.secondMoment = secondMoment
+  }
+
   /// One Adam step of `values` along `gradients` (both in the parameter layout).
   public mutating func update<B: Backend>(_ values: inout [Scalar], gradients: [Scalar], backend: B)
   where B.Scalar == Scalar {

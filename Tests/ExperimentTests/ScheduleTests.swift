@@ -1,4 +1,5 @@
 import Experiment
+import Foundation
 import Reference
 import Testing
 
@@ -54,20 +55,69 @@ import Testing
 
   /// A downstream run of the tiny model on the reference, with the smoke preset changed by `change`.
   static func train(
-    _ mode: DownstreamMode, validationSeed: UInt64, _ change: (inout ExperimentConfig) -> Void
-  ) -> DownstreamOutcome {
+    _ mode: DownstreamMode, validationSeed: UInt64, checkpoint: CheckpointPolicy? = nil, _ change: (inout ExperimentConfig) -> Void
+  ) throws -> DownstreamOutcome {
     var config = ExperimentConfig.smoke(seed: 1)
     config.model = .tiny
     change(&config)
-    return trainDownstream(
+    return try trainDownstream(
       backend: ReferenceBackend(), mode: mode, initial: initial, train: slices(seed: 1),
-      validation: slices(seed: validationSeed), config: config, seed: 9, label: "test")
+      validation: slices(seed: validationSeed), config: config, seed: 9, label: "test", checkpoint: checkpoint)
+  }
+
+  /// Fine-tuning of the tiny model for 12 steps, validated every 3 (batches of 2 of the 4 slices:
+  /// 2 steps an epoch, the order reshuffled every epoch, so validations at 3 and 9 fall mid-epoch).
+  static func checkpointedRun(_ checkpoint: CheckpointPolicy?) throws -> DownstreamOutcome {
+    try train(.fineTune(backboneRate: 1e-3, headRate: 1e-2), validationSeed: 2, checkpoint: checkpoint) {
+      $0.downstreamBatch = 2
+      $0.maxEpochs = 6
+      $0.minimumValidationSteps = 3
+      $0.patience = 100
+    }
+  }
+
+  static func expectSameRun(_ a: DownstreamOutcome, _ b: DownstreamOutcome, sourceLocation: SourceLocation = #_sourceLocation) {
+    let differing = zip(a.values, b.values).filter { $0 != $1 }.count
+    #expect(a.values.count == b.values.count && differing == 0, "\(differing) final weights differ", sourceLocation: sourceLocation)
+    #expect(a.curve == b.curve && a.steps == b.steps && a.bestStep == b.bestStep, sourceLocation: sourceLocation)
+    #expect(a.bestValidationLoss == b.bestValidationLoss && a.stopReason == b.stopReason, sourceLocation: sourceLocation)
+  }
+
+  @Test("a run interrupted after its checkpoint resumes to the same bits as an uninterrupted run")
+  func checkpointResumesExactly() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pix2rep-checkpoint-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let url = folder.appendingPathComponent("run.checkpoint")
+    let uninterrupted = try Self.checkpointedRun(nil)
+    #expect(uninterrupted.steps == 12)
+    // Killed right after the checkpoint of step 9, half-way through an epoch's shuffled order.
+    #expect(throws: TrainingInterrupted.self) {
+      try Self.checkpointedRun(CheckpointPolicy(url: url, interval: .infinity, interruptAfterStep: 9))
+    }
+    #expect(FileManager.default.fileExists(atPath: url.path))
+    let resumed = try Self.checkpointedRun(CheckpointPolicy(url: url, interval: .infinity))
+    Self.expectSameRun(resumed, uninterrupted)
+
+    // A damaged file, or one saved by another build, is not resumed: the run starts over.
+    var bytes = [UInt8](try Data(contentsOf: url))
+    try Data(bytes.dropLast(3)).write(to: url)
+    Self.expectSameRun(try Self.checkpointedRun(CheckpointPolicy(url: url, interval: .infinity)), uninterrupted)
+    #expect(throws: TrainingInterrupted.self) {
+      try Self.checkpointedRun(CheckpointPolicy(url: url, interval: .infinity, interruptAfterStep: 3))
+    }
+    bytes = [UInt8](try Data(contentsOf: url))
+    let fingerprint = Array(Build.fingerprint.utf8)
+    let at = (0...(bytes.count - fingerprint.count)).first { Array(bytes[$0..<($0 + fingerprint.count)]) == fingerprint }!
+    bytes[at + fingerprint.count - 1] ^= 1  // the last hex digit of the build's checksum
+    try Data(bytes).write(to: url)
+    Self.expectSameRun(try Self.checkpointedRun(CheckpointPolicy(url: url, interval: .infinity)), uninterrupted)
   }
 
   @Test("a run whose validation never improves stops by patience and returns its initial weights")
-  func patienceStopsARunThatDoesNotImprove() {
+  func patienceStopsARunThatDoesNotImprove() throws {
     // Learning rate 0: the validation loss stays at its initial value, which no later one beats.
-    let outcome = Self.train(.linearProbe, validationSeed: 2) {
+    let outcome = try Self.train(.linearProbe, validationSeed: 2) {
       $0.linearProbeLearningRate = 0
       $0.minimumValidationSteps = 3
       $0.patience = 2
@@ -82,8 +132,8 @@ import Testing
   }
 
   @Test("a run still improving at the cap stops by the cap with its best weights")
-  func theCapStopsARunThatKeepsImproving() {
-    let outcome = Self.train(.fineTune(backboneRate: 1e-3, headRate: 1e-2), validationSeed: 1) {
+  func theCapStopsARunThatKeepsImproving() throws {
+    let outcome = try Self.train(.fineTune(backboneRate: 1e-3, headRate: 1e-2), validationSeed: 1) {
       $0.maxEpochs = 3
       $0.minimumValidationSteps = 1
       $0.patience = 100

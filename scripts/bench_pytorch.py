@@ -47,6 +47,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pix2rep_torch import official_unet  # noqa: E402
+
 PRESETS = {
     # widths, D, image side, projection hidden, projection output
     "cpu": dict(widths=[16, 32, 64, 128], features=64, size=64, hidden=256, output=256),
@@ -85,52 +88,7 @@ def import_torch():
 def build_model(torch, p):
     nn = torch.nn
 
-    class DoubleConv(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.double_conv = nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-        def forward(self, x):
-            return self.double_conv(x)
-
-    class Down(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(cin, cout))
-
-        def forward(self, x):
-            return self.maxpool_conv(x)
-
-    class Up(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
-            self.conv = DoubleConv(cin, cout)
-
-        def forward(self, x, skip):
-            return self.conv(torch.cat([skip, self.up(x)], dim=1))
-
-    class UNet(nn.Module):
-        def __init__(self, widths, features):
-            super().__init__()
-            depth = len(widths) - 1
-            self.inc = DoubleConv(1, widths[0])
-            self.downs = nn.ModuleList([Down(widths[k - 1], widths[k]) for k in range(1, depth + 1)])
-            self.ups = nn.ModuleList([
-                Up(widths[depth - k + 1], features if k == depth else widths[depth - k]) for k in range(1, depth + 1)])
-
-        def forward(self, x):
-            skips = [self.inc(x)]
-            for down in self.downs:
-                skips.append(down(skips[-1]))
-            x = skips.pop()
-            for up in self.ups:
-                x = up(x, skips.pop())
-            return x
-
-    backbone = UNet(p["widths"], p["features"])
+    backbone = official_unet(torch, 1, p["widths"], p["features"])
     projection_hidden = nn.Sequential(
         nn.Conv2d(p["features"], p["hidden"], 1), nn.BatchNorm2d(p["hidden"]), nn.ReLU(inplace=True))
     projection_last = nn.Linear(p["hidden"], p["output"])  # net.3, a 1x1 conv, on the sampled rows

@@ -18,11 +18,15 @@ the official Pix2Rep U-Net (docs/PROTOCOL.md section 2), run by hand (not part o
 Exit status 0 only if every check passes.
 """
 import json
+import os
 import struct
 import sys
 
 import numpy as np
 from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pix2rep_torch import official_unet  # noqa: E402
 
 SIZES = {"F32": 4, "F64": 8, "I64": 8, "I32": 4, "F16": 2, "BF16": 2, "U8": 1, "I8": 1, "BOOL": 1}
 
@@ -116,60 +120,12 @@ def main():
 
     try:
         import torch
-        import torch.nn as nn
     except ImportError:
         print("torch: not installed; the strict load into the nn.Module was NOT run (keys and shapes checked above)")
         return
 
-    class DoubleConv(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.double_conv = nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-        def forward(self, x):
-            return self.double_conv(x)
-
-    class Down(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(cin, cout))
-
-        def forward(self, x):
-            return self.maxpool_conv(x)
-
-    class Up(nn.Module):
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.up = nn.ConvTranspose2d(cin, cin // 2, kernel_size=2, stride=2)
-            self.conv = DoubleConv(cin, cout)
-
-        def forward(self, x, skip):
-            return self.conv(torch.cat([skip, self.up(x)], dim=1))
-
-    class UNet(nn.Module):
-        def __init__(self, channels, widths, features):
-            super().__init__()
-            self.depth = len(widths) - 1
-            self.inc = DoubleConv(channels, widths[0])
-            for k in range(1, self.depth + 1):
-                setattr(self, f"down{k}", Down(widths[k - 1], widths[k]))
-            for k in range(1, self.depth + 1):
-                cin = widths[self.depth - k + 1]
-                setattr(self, f"up{k}", Up(cin, features if k == self.depth else widths[self.depth - k]))
-
-        def forward(self, x):
-            skips = [self.inc(x)]
-            for k in range(1, self.depth + 1):
-                skips.append(getattr(self, f"down{k}")(skips[-1]))
-            y = skips.pop()
-            for k in range(1, self.depth + 1):
-                y = getattr(self, f"up{k}")(y, skips.pop())
-            return y
-
     from safetensors.torch import load_file as load_torch
-    model = UNet(channels, widths, features)
+    model = official_unet(torch, channels, widths, features)
     result = model.load_state_dict(load_torch(path), strict=True)
     model.eval()
     size = 2 ** depth * 4

@@ -8,8 +8,17 @@ extension Pix2RepNetwork {
     _ tape: UNetTape<Scalar>, gradOutput: Tensor<Scalar>, gradients: inout [Scalar]
   ) -> Tensor<Scalar> {
     precondition(gradOutput.shape == tape.output.shape, "U-Net gradient \(gradOutput.shape) for output \(tape.output.shape)")
+    let decoder = decoderBackward(tape, gradOutput: gradOutput, gradients: &gradients)
+    return encoderBackward(tape.encoder, gradBottleneck: decoder.gradBottleneck, skips: decoder.skips, gradients: &gradients)
+  }
+
+  /// Backpropagates dL/df through the decoder `up{depth}` … `up1`, adding the decoder's parameter
+  /// gradients into `gradients`. Returns dL/d(bottleneck) and the gradients reaching each encoder
+  /// output through its skip connection, by level as `EncoderTape.skips` (0 = `inc`).
+  public func decoderBackward(
+    _ tape: UNetTape<Scalar>, gradOutput: Tensor<Scalar>, gradients: inout [Scalar]
+  ) -> (gradBottleneck: Tensor<Scalar>, skips: [Tensor<Scalar>?]) {
     let depth = config.depth
-    // Gradients reaching each encoder output through its skip connection, by level (0 = inc).
     var skipGradients = [Tensor<Scalar>?](repeating: nil, count: depth)
     var grad = gradOutput
     for k in stride(from: depth, through: 1, by: -1) {
@@ -23,14 +32,28 @@ extension Pix2RepNetwork {
       accumulate(t.gradBias, into: &gradients, "up\(k).up.bias")
       grad = t.gradInput
     }
-    // `grad` is now dL/d(bottleneck output); walk the encoder back up.
+    return (grad, skipGradients)
+  }
+
+  /// Backpropagates dL/d(bottleneck) through the encoder `down{depth}` … `down1`, `inc`, adding the
+  /// encoder's parameter gradients into `gradients`. `skips[k]` is the gradient reaching encoder
+  /// output k through its skip connection (`decoderBackward`), added where the two paths meet; nil
+  /// means zero (an encoder-only objective: the decoder never ran). Returns dL/dimages.
+  @discardableResult
+  public func encoderBackward(
+    _ tape: EncoderTape<Scalar>, gradBottleneck: Tensor<Scalar>, skips: [Tensor<Scalar>?], gradients: inout [Scalar]
+  ) -> Tensor<Scalar> {
+    let depth = config.depth
+    precondition(skips.count == depth, "encoderBackward: \(skips.count) skip gradients for depth \(depth)")
+    precondition(gradBottleneck.shape == tape.bottleneck.shape, "encoder gradient \(gradBottleneck.shape) for bottleneck \(tape.bottleneck.shape)")
+    var grad = gradBottleneck
     for k in stride(from: depth, through: 1, by: -1) {
       let down = tape.downs[k - 1]
       let gradPooled = doubleConvBackward(
         "down\(k).maxpool_conv.1.double_conv", down.block, gradOutput: grad, gradients: &gradients)
       grad = backend.maxPool2x2Backward(input: down.poolInput, gradOutput: gradPooled)
       // The encoder output at level k - 1 also fed up{depth - k + 1} through its skip.
-      grad = added(grad, skipGradients[k - 1]!)
+      if let skip = skips[k - 1] { grad = added(grad, skip) }
     }
     return doubleConvBackward("inc.double_conv", tape.inc, gradOutput: grad, gradients: &gradients)
   }

@@ -19,6 +19,19 @@ public struct UpTape<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
   public var block: DoubleConvTape<Scalar>
 }
 
+/// Everything the encoder's backward pass needs from its forward pass: `inc` and the `down{k}`
+/// blocks, whose last output is the bottleneck.
+public struct EncoderTape<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
+  public var inc: DoubleConvTape<Scalar>
+  /// downs[k - 1]: the pooled input and the DoubleConv of `down{k}`.
+  public var downs: [(poolInput: Tensor<Scalar>, block: DoubleConvTape<Scalar>)]
+  /// The bottleneck: the output of `down{depth}`, (N, widths[depth], S / 2^depth, S / 2^depth).
+  public var bottleneck: Tensor<Scalar> { downs.last!.block.output }
+  /// The encoder outputs the decoder's skip connections read, by level: skips[0] is `inc`'s,
+  /// skips[k] is `down{k}`'s (k < depth).
+  public var skips: [Tensor<Scalar>] { [inc.output] + downs.dropLast().map(\.block.output) }
+}
+
 /// Everything the U-Net's backward pass needs from its forward pass.
 public struct UNetTape<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
   public var inc: DoubleConvTape<Scalar>
@@ -27,6 +40,15 @@ public struct UNetTape<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
   /// ups[k - 1]: `up{k}`.
   public var ups: [UpTape<Scalar>]
   public var output: Tensor<Scalar> { ups.last!.block.output }
+  /// The encoder's part of the tape.
+  public var encoder: EncoderTape<Scalar> { EncoderTape(inc: inc, downs: downs) }
+
+  /// The tape of the encoder followed by the decoder's `ups`.
+  public init(encoder: EncoderTape<Scalar>, ups: [UpTape<Scalar>]) {
+    inc = encoder.inc
+    downs = encoder.downs
+    self.ups = ups
+  }
 }
 
 extension Pix2RepNetwork {
@@ -37,6 +59,13 @@ extension Pix2RepNetwork {
   /// In training mode BatchNorm uses batch statistics and updates the running statistics in
   /// `values` (hence `mutating`); in evaluation mode it uses the running statistics.
   public mutating func backboneForward(_ images: Tensor<Scalar>, training: Bool) -> UNetTape<Scalar> {
+    let encoder = encoderForward(images, training: training)
+    return UNetTape(encoder: encoder, ups: decoderForward(encoder, training: training))
+  }
+
+  /// The encoder alone, `inc` then `down1` … `down{depth}`: images (N, 1, S, S) to the bottleneck
+  /// (`EncoderTape.bottleneck`). The decoder does not run (image-level baselines pool the bottleneck).
+  public mutating func encoderForward(_ images: Tensor<Scalar>, training: Bool) -> EncoderTape<Scalar> {
     let s = images.shape
     precondition(
       s.c == config.inputChannels && s.h % (1 << config.depth) == 0 && s.w % (1 << config.depth) == 0,
@@ -51,9 +80,17 @@ extension Pix2RepNetwork {
       downs.append((x, block))
       x = block.output
     }
+    return EncoderTape(inc: inc, downs: downs)
+  }
+
+  /// The decoder, `up1` … `up{depth}`, from the encoder's bottleneck and skips; the last block's
+  /// output is f(x), (N, D, S, S).
+  public mutating func decoderForward(_ encoder: EncoderTape<Scalar>, training: Bool) -> [UpTape<Scalar>] {
+    let skips = encoder.skips
+    var x = encoder.bottleneck
     var ups: [UpTape<Scalar>] = []
     for k in 1...config.depth {
-      let skip = k == config.depth ? inc.output : downs[config.depth - k - 1].block.output
+      let skip = skips[config.depth - k]
       let upsampled = backend.convTranspose2x2Forward(
         input: x, weight: parameter("up\(k).up.weight"), bias: parameter("up\(k).up.bias"))
       let joined = backend.concatChannels(skip, upsampled)
@@ -62,7 +99,7 @@ extension Pix2RepNetwork {
       ups.append(UpTape(input: x, skipChannels: skip.shape.c, block: block))
       x = block.output
     }
-    return UNetTape(inc: inc, downs: downs, ups: ups)
+    return ups
   }
 
   /// [3x3 conv -> BatchNorm -> ReLU] x 2 with the official key prefix (`….double_conv`).

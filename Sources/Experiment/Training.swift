@@ -294,7 +294,11 @@ package func downstreamLossAndGradients<B: Backend>(
   }
   let images = augmentedImages(train, indices, rng: &rng, backend: net.backend)
   if probing {
-    return net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
+    // The evaluation-mode forward of the frozen backbone: on the optimized backend the folded
+    // inference path (no tape; built per step from the unchanging backbone, which costs little
+    // beside the forward itself).
+    var frozen = EvaluationForward(net)
+    return net.headLossAndGradients(features: frozen.features(images), labels: labels)
   }
   return net.fineTuningLossAndGradients(images: images, labels: labels)
 }

@@ -149,7 +149,9 @@ struct DownstreamProfile {
     case .prediction:
       let images: Tensor<Double> = data.imageTensor(indices)
       let expectedLogits = reference.segmentationForward(reference.frozenFeatures(images))
-      let actualLogits = optimized.segmentationForward(optimized.frozenFeatures(images.converted()))
+      // The path `evaluate` runs on the optimized backend (the folded inference network).
+      var forward = EvaluationForward(optimized)
+      let actualLogits = forward.logits(images.converted())
       if let mismatch = firstMismatch("logits", actual: actualLogits.data, expected: expectedLogits.data, tolerance: tolerance) {
         return (mismatch.description, .nan)
       }

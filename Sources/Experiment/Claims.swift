@@ -45,8 +45,14 @@ public enum Claims {
   static let bootstrapSeed: UInt64 = 0x5049_5832_5245_5000
   static let resamples = 2000
 
+  /// The paper's comparison with the other semi- and self-supervised methods, and where the
+  /// Mean Teacher combination is stated.
+  public static let baselinesSource = "Seince et al., MIDL 2024, abstract: outperforms existing semi- and self-supervised approaches"
+  public static let meanTeacherSource = "a summary of Seince et al., MIDL 2024: further gains combined with Mean Teacher"
+
   /// In order: one-shot LP, one-shot FT, annotation reduction, Barlow Twins vs InfoNCE under
-  /// fine-tuning, Barlow Twins vs InfoNCE under linear probing.
+  /// fine-tuning, Barlow Twins vs InfoNCE under linear probing, Pix2Rep vs SimCLR under linear
+  /// probing and fine-tuning, Pix2Rep FT + MT vs Mean Teacher and vs Pix2Rep FT.
   public static func evaluate(_ table: ResultTable) -> [ClaimResult] {
     [
       oneShot(table, method: .pix2repLinear, paperPercent: 30, label: "one-shot linear probing"),
@@ -54,6 +60,18 @@ public enum Claims {
       annotationReduction(table),
       barlowBetter(table, v2: .barlowFineTune, v1: .pix2repFineTune, label: "fine-tuning"),
       barlowBetter(table, v2: .barlowLinear, v1: .pix2repLinear, label: "linear probing"),
+      pairedBetter(
+        table, .pix2repLinear, than: .simCLRLinear, claim: "Pix2Rep (dense) better than SimCLR (image-level) under linear probing",
+        paper: "better than existing self-supervised approaches (\(baselinesSource); SimCLR not named, no number)"),
+      pairedBetter(
+        table, .pix2repFineTune, than: .simCLRFineTune, claim: "Pix2Rep (dense) better than SimCLR (image-level) under fine-tuning",
+        paper: "better than existing self-supervised approaches (\(baselinesSource); SimCLR not named, no number)"),
+      pairedBetter(
+        table, .pix2repMeanTeacher, than: .meanTeacher, claim: "Pix2Rep FT + Mean Teacher better than Mean Teacher alone",
+        paper: "better than existing semi-supervised approaches (\(baselinesSource); no number)"),
+      pairedBetter(
+        table, .pix2repMeanTeacher, than: .pix2repFineTune, claim: "Mean Teacher adds to Pix2Rep fine-tuning",
+        paper: "further gains (\(meanTeacherSource); no number)"),
     ]
   }
 
@@ -164,15 +182,22 @@ public enum Claims {
   /// Barlow Twins (Pix2Rep-v2) minus InfoNCE (Pix2Rep) in Dice points, paired over every
   /// (budget, draw) where both exist; any interval above 0 reproduces (no number in the paper).
   static func barlowBetter(_ table: ResultTable, v2: Method, v1: Method, label: String) -> ClaimResult {
-    let claim = "Barlow Twins variant (Pix2Rep-v2) better than InfoNCE under \(label)"
-    let paper = "better than Pix2Rep (\(source); no number given)"
-    let paired = pairs(table, v2, v1)
+    pairedBetter(
+      table, v2, than: v1, claim: "Barlow Twins variant (Pix2Rep-v2) better than InfoNCE under \(label)",
+      paper: "better than Pix2Rep (\(source); no number given)")
+  }
+
+  /// Method a minus method b in Dice points, paired over every (budget, draw) where both exist,
+  /// for a claim the paper states without a number: any interval above 0 reproduces
+  /// (`PairedComparison.verdict(paperEffect: nil)`).
+  static func pairedBetter(_ table: ResultTable, _ a: Method, than b: Method, claim: String, paper: String) -> ClaimResult {
+    let paired = pairs(table, a, b)
     guard !paired.isEmpty else {
-      return ClaimResult(claim: claim, paper: paper, ours: "missing (no draw has both \(v2.rawValue) and \(v1.rawValue))", verdict: Verdict.notMeasured.rawValue)
+      return ClaimResult(claim: claim, paper: paper, ours: "missing (no draw has both \(a.rawValue) and \(b.rawValue))", verdict: Verdict.notMeasured.rawValue)
     }
-    let c = comparison(paired, label: "\(v2.rawValue) − \(v1.rawValue), all budgets, Dice points", relative: false)
+    let c = comparison(paired, label: "\(a.rawValue) − \(b.rawValue), all budgets, Dice points", relative: false)
     let budgets = Set(paired.map(\.a.budget)).count
-    let ours = "\(v2.rawValue) − \(v1.rawValue) over \(budgets) budget(s): " + c.text(unit: " Dice points")
+    let ours = "\(a.rawValue) − \(b.rawValue) over \(budgets) budget(s): " + c.text(unit: " Dice points")
     return ClaimResult(claim: claim, paper: paper, ours: ours, verdict: c.verdict(paperEffect: nil).rawValue, comparisons: [c])
   }
 

@@ -26,10 +26,11 @@ extension Report {
       body.append(sanity.map { "<li>\(escapeXML($0))</li>" }.joined())
       body.append("</ul>")
     }
-    if !pretraining.isEmpty {
+    if !pretraining.isEmpty || simCLR != nil {
       body.append("<h2>Pretraining</h2>")
       body.append(pretrainingText.split(separator: "\n").map { "<p>\(escapeXML(String($0)))</p>" }.joined(separator: "\n"))
     }
+    body.append("<h2>Baselines</h2><p>\(escapeXML(BaselineSettings.text(configuration)))</p>")
     body.append("<h2>Equivariance and invariance</h2>")
     body.append(htmlTable(markdown: equivarianceText))
     body.append("<h2>Pictures</h2>")

@@ -20,6 +20,8 @@ public struct Report: Codable, Sendable {
   public var estimatedSeconds: Double? = nil
   /// Which build(s) of the code computed the stages (`RunStore.buildsText`).
   public var builds: String? = nil
+  /// The SimCLR pretraining stage's outcome (nil when it has not finished, or in older results).
+  public var simCLR: SimCLROutcome? = nil
 
   var table: ResultTable { ResultTable(runs: runs, budgets: configuration.budgets) }
 
@@ -46,6 +48,9 @@ public struct Report: Codable, Sendable {
     if runs.contains(where: { $0.method == .randomLinear }) {
       lines.append("Random-backbone LP: a linear probe on the random initial backbone, its BatchNorm running statistics re-estimated on the unlabelled pretraining slices (no weight changed).")
     }
+    if runs.contains(where: { $0.method == .simCLRLinear || $0.method == .simCLRFineTune || $0.method.isMeanTeacher }) {
+      lines.append("SimCLR LP/FT: the same probing and fine-tuning from an encoder pretrained with image-level SimCLR (decoder as initialised); Mean Teacher: semi-supervised from the random backbone; Pix2Rep FT + MT: the same from the InfoNCE backbone (settings under Baselines).")
+    }
     lines.append(stopSummary)
     return lines.joined(separator: "\n")
   }
@@ -54,7 +59,7 @@ public struct Report: Codable, Sendable {
   public var stopSummary: String {
     let recorded = runs.filter { $0.stopReason != nil }
     let patience = recorded.filter { $0.stopReason == .patience }
-    let trained = recorded.filter { $0.method != .pix2repLinear && $0.method != .barlowLinear && $0.method != .randomLinear }
+    let trained = recorded.filter { !$0.method.isLinearProbe }
     let trainedByPatience = trained.filter { $0.stopReason == .patience }
     var text = "Stopping: \(patience.count) of \(recorded.count) runs stopped by patience (fine-tuning and baseline: \(trainedByPatience.count) of \(trained.count))"
     var cappedCells: [String] = []
@@ -98,7 +103,12 @@ public struct Report: Codable, Sendable {
       let change = p.relativeChangeLastQuarter.map { String(format: "%+.2f%%", $0 * 100) } ?? "missing"
       return String(format: "- %@: %d steps, best validation loss %.4f at step %d; relative change of the validation loss over the last quarter: %@",
         p.objective.rawValue, p.steps, p.bestValidationLoss, p.bestStep, change)
-    }.joined(separator: "\n")
+    }.joined(separator: "\n") + (simCLR.map { p in
+      let change = p.relativeChangeLastQuarter.map { String(format: "%+.2f%%", $0 * 100) } ?? "missing"
+      return (pretraining.isEmpty ? "" : "\n") + String(
+        format: "- SimCLR (tau %g, projection %@): %d steps, best validation loss %.4f at step %d; relative change of the validation loss over the last quarter: %@",
+        p.temperature, p.projection.map(String.init).joined(separator: "-"), p.steps, p.bestValidationLoss, p.bestStep, change)
+    } ?? "")
   }
 
   public var claimsText: String {
@@ -129,7 +139,8 @@ public struct Report: Codable, Sendable {
     for k in 0..<3 { parts += ["", diceTable(classIndex: k)] }
     parts += ["", claimsText, ""]
     if !sanity.isEmpty { parts += ["Sanity checks (reported, never used to steer training):"] + sanity.map { "- " + $0 } + [""] }
-    if !pretraining.isEmpty { parts += ["Pretraining:", pretrainingText, ""] }
+    if !pretraining.isEmpty || simCLR != nil { parts += ["Pretraining:", pretrainingText, ""] }
+    parts += [BaselineSettings.text(configuration), ""]
     parts += [equivarianceText, ""]
     parts.append("Supervised baseline learning rate chosen on validation: " + baselineLearningRates.joined(separator: "; "))
     parts.append("")

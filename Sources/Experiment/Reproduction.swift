@@ -80,6 +80,7 @@ public struct Reproduction {
       backbones[objective] = try pretrained(objective, initial: initialBackbone == nil ? nil : random)
     }
     let probedRandom = try randomBackboneForProbing(random)
+    let simCLRBackbone = try simCLRPretrained(random)
     var runs: [RunResult] = []
     var chosenRates: [String] = []
     for d in draws {
@@ -87,7 +88,8 @@ public struct Reproduction {
       let rate = try baselineRate(d, random: random)
       if d.draw == 1 { chosenRates.append("budget \(d.budget): \(rate)") }
       for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: rate) {
-        let initial = Reproduction.initial(method, random: random, probedRandom: probedRandom, backbones: backbones)
+        let initial = Reproduction.initial(
+          method, random: random, probedRandom: probedRandom, backbones: backbones, simCLR: simCLRBackbone)
         runs.append(try downstream(method, mode: mode, initial: initial, d))
       }
     }
@@ -98,7 +100,8 @@ public struct Reproduction {
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
       totalSeconds: Date().timeIntervalSince(start) + (earlierWork?.seconds ?? 0), pretraining: try pretrainingOutcomes(),
       sanity: Claims.sanity(table), estimate: earlierWork?.estimate ?? plan.description,
-      estimatedSeconds: earlierWork?.estimatedSeconds ?? plan.assumedSeconds, builds: store.buildsText())
+      estimatedSeconds: earlierWork?.estimatedSeconds ?? plan.assumedSeconds, builds: store.buildsText(),
+      simCLR: try store.load(SimCLROutcome.self, stage: Reproduction.simCLRStage))
     if report.builds?.hasPrefix("Computed by: ") == false { say(report.builds!) }
     try report.write(to: store.directory)
     let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
@@ -124,6 +127,9 @@ public struct Reproduction {
     var seconds: [String: Double] = [:]
     for objective in PretrainingObjective.allCases where !finished("pretrain-\(objective.rawValue)") {
       seconds["pretrain-\(objective.rawValue)"] = Double(plan.pretrainingSteps) * plan.times.pretraining
+    }
+    if !finished(Reproduction.simCLRStage) {
+      seconds[Reproduction.simCLRStage] = Double(plan.pretrainingSteps) * plan.times.pretraining
     }
     var untried = Dictionary(uniqueKeysWithValues: config.budgets.map { budget in
       (budget, untriedBaselineRates(budget: budget).map { Reproduction.baselineTrialStage(budget: budget, rate: $0) })
@@ -174,18 +180,21 @@ public struct Reproduction {
 
   /// The weights a method's downstream run starts from.
   static func initial(
-    _ method: Method, random: [Float], probedRandom: [Float], backbones: [PretrainingObjective: [Float]]
+    _ method: Method, random: [Float], probedRandom: [Float], backbones: [PretrainingObjective: [Float]], simCLR: [Float]
   ) -> [Float] {
     switch method {
-    case .supervised: random
-    case .pix2repLinear, .pix2repFineTune: backbones[.infoNCE]!
+    case .supervised, .meanTeacher: random
+    case .pix2repLinear, .pix2repFineTune, .pix2repMeanTeacher: backbones[.infoNCE]!
+    case .simCLRLinear, .simCLRFineTune: simCLR
     case .barlowLinear, .barlowFineTune: backbones[.barlowTwins]!
     case .randomLinear: probedRandom
     }
   }
 
   /// The methods trained on every draw of a budget, in table order (the random-backbone control at
-  /// budget 1 only).
+  /// budget 1 only). Mean Teacher trains at the budget's chosen baseline rate (it differs from the
+  /// supervised U-Net only by its teacher), Pix2Rep FT + MT at the fine-tuning rates; both are
+  /// `fineTune` modes that `train` hands to `trainMeanTeacher`.
   static func methods(_ config: ExperimentConfig, budget: Int, baselineRate: Double) -> [(Method, DownstreamMode)] {
     let fineTune = DownstreamMode.fineTune(backboneRate: config.fineTuneBackboneLearningRate, headRate: config.fineTuneHeadLearningRate)
     var list: [(Method, DownstreamMode)] = [
@@ -194,6 +203,11 @@ public struct Reproduction {
       (.barlowLinear, .linearProbe), (.barlowFineTune, fineTune),
     ]
     if budget == 1 { list.append((.randomLinear, .linearProbe)) }
+    list += [
+      (.simCLRLinear, .linearProbe), (.simCLRFineTune, fineTune),
+      (.meanTeacher, .fineTune(backboneRate: baselineRate, headRate: config.fineTuneHeadLearningRate)),
+      (.pix2repMeanTeacher, fineTune),
+    ]
     return list
   }
 
@@ -219,7 +233,9 @@ public struct Reproduction {
         }
       }
     }
+    // SimCLR's stage is timed as a Pix2Rep pretraining step (its encoder-only step costs less).
     let pretrainingStages = PretrainingObjective.allCases.filter { !finished("pretrain-\($0.rawValue)") }.count
+      + (finished(Reproduction.simCLRStage) ? 0 : 1)
     // Nothing to time when every stage has finished (a resumed run that only assembles the table).
     let times = runs.isEmpty && pretrainingStages == 0
       ? Plan.StepTimes(pretraining: 0, fineTuning: 0, linearProbing: 0, forward: 0)
@@ -260,6 +276,32 @@ public struct Reproduction {
       outcome.bestValidationLoss, outcome.bestStep, outcome.steps, (outcome.relativeChangeLastQuarter ?? .nan) * 100))
     tracker.finishedPretraining()
     return values
+  }
+
+  /// The SimCLR-pretrained backbone (trained now or loaded), from the random backbone every method
+  /// starts from.
+  mutating func simCLRPretrained(_ random: [Float]) throws -> [Float] {
+    let stage = Reproduction.simCLRStage
+    let url = store.weightsURL(stage)
+    if let outcome = try store.load(SimCLROutcome.self, stage: stage) {
+      say("\(stage): finished earlier (best validation \(String(format: "%.4f", outcome.bestValidationLoss)) at step \(outcome.bestStep)), loading \(url.lastPathComponent)")
+      stageSeconds[stage] = outcome.seconds
+      return try WeightsFile.read(from: url, expecting: config.model)
+    }
+    return try store.withClaim(stage) {
+      if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
+      say("\(stage): \(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate), tau \(BaselineSettings.simCLRTemperature)")
+      let (values, outcome) = pretrainSimCLR(
+        backend: backend, initial: random, train: data.pretrainingTrain, validation: data.pretrainingValidation, config: config,
+        seed: seed(stage), label: stage)
+      try WeightsFile.write(values: values, config: config.model, to: url)
+      try store.save(outcome, stage: stage)
+      stageSeconds[stage] = outcome.seconds
+      say(String(format: "%@: best validation %.4f at step %d of %d; validation loss changed by %+.2f%% over the last quarter", stage,
+        outcome.bestValidationLoss, outcome.bestStep, outcome.steps, (outcome.relativeChangeLastQuarter ?? .nan) * 100))
+      tracker.finishedPretraining()
+      return values
+    }
   }
 
   /// Whether a stage has finished (its result file exists).
@@ -385,6 +427,9 @@ public struct Reproduction {
 
   /// Trains and records one downstream run.
   mutating func train(_ method: Method, mode: DownstreamMode, initial: [Float], _ d: LabelledDraw, stage: String) throws -> RunResult {
+    if method.isMeanTeacher, case .fineTune(let backboneRate, let headRate) = mode {
+      return try trainMeanTeacherRun(method, backboneRate: backboneRate, headRate: headRate, initial: initial, d, stage: stage)
+    }
     let start = Date()
     let outcome = try trainDownstream(
       backend: backend, mode: mode, initial: initial, train: d.train, validation: d.validation, config: config,
@@ -394,6 +439,23 @@ public struct Reproduction {
     if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
     let weights = d.budget == 1 && d.draw == 1 ? downstreamWeightsURL(method) : nil
     let result = try record(method, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
+    stageSeconds["downstream", default: 0] += result.seconds
+    tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
+    return result
+  }
+
+  /// Trains and records one Mean Teacher run (`trainMeanTeacher`): its unlabelled slices are the
+  /// pretraining training slices of the training patients not drawn (`unlabelledSlices`).
+  mutating func trainMeanTeacherRun(
+    _ method: Method, backboneRate: Double, headRate: Double, initial: [Float], _ d: LabelledDraw, stage: String
+  ) throws -> RunResult {
+    let start = Date()
+    let outcome = trainMeanTeacher(
+      backend: backend, initial: initial, backboneRate: backboneRate, headRate: headRate, train: d.train,
+      unlabelled: unlabelledSlices(data.pretrainingTrain, excluding: d.patients, fallback: d.train), validation: d.validation,
+      config: config, seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)")
+    let weights = d.budget == 1 && d.draw == 1 ? downstreamWeightsURL(method) : nil
+    let result = try record(method, rate: nil, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
     stageSeconds["downstream", default: 0] += result.seconds
     tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
     return result

@@ -6,6 +6,13 @@ public enum Method: String, Codable, CaseIterable, Sendable {
   case barlowLinear = "Pix2Rep-v2 LP"
   case barlowFineTune = "Pix2Rep-v2 FT"
   case randomLinear = "Random-backbone LP"
+  /// Image-level contrastive pretraining of the encoder (Chen et al. 2020), then probed or fine-tuned.
+  case simCLRLinear = "SimCLR LP"
+  case simCLRFineTune = "SimCLR FT"
+  /// Semi-supervised training from the random backbone (Tarvainen and Valpola 2017).
+  case meanTeacher = "Mean Teacher"
+  /// Mean Teacher from the InfoNCE backbone with the fine-tuning rates.
+  case pix2repMeanTeacher = "Pix2Rep FT + MT"
 
   /// A short name for file names.
   public var key: String {
@@ -16,8 +23,18 @@ public enum Method: String, Codable, CaseIterable, Sendable {
     case .barlowLinear: "pix2rep-v2-lp"
     case .barlowFineTune: "pix2rep-v2-ft"
     case .randomLinear: "random-lp"
+    case .simCLRLinear: "simclr-lp"
+    case .simCLRFineTune: "simclr-ft"
+    case .meanTeacher: "mean-teacher"
+    case .pix2repMeanTeacher: "pix2rep-ft-mt"
     }
   }
+
+  /// Whether the method trains the segmentation head alone on a frozen backbone.
+  public var isLinearProbe: Bool { self == .pix2repLinear || self == .barlowLinear || self == .randomLinear || self == .simCLRLinear }
+
+  /// Whether the method trains with a mean teacher (`trainMeanTeacher`).
+  public var isMeanTeacher: Bool { self == .meanTeacher || self == .pix2repMeanTeacher }
 }
 
 /// One downstream run: a method at a budget and draw, evaluated on the test volumes.

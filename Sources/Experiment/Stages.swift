@@ -21,6 +21,7 @@ extension Reproduction {
   public static func stages(_ config: ExperimentConfig) -> [Stage] {
     var list: [Stage] = PretrainingObjective.allCases.map { Stage(name: "pretrain-\($0.rawValue)", inputs: [], level: 0) }
     list.append(Stage(name: Reproduction.randomStatisticsStage, inputs: [], level: 0))
+    list.append(Stage(name: Reproduction.simCLRStage, inputs: [], level: 0))
     for budget in config.budgets {
       for rate in config.baselineLearningRates {
         list.append(Stage(name: baselineTrialStage(budget: budget, rate: rate), inputs: [], level: 0))
@@ -35,7 +36,7 @@ extension Reproduction {
         for (method, _) in methods(config, budget: budget, baselineRate: 0) where !(method == .supervised && draw == 1) {
           list.append(Stage(
             name: runStageName(method, budget: budget, draw: draw), inputs: [input(of: method, budget: budget)],
-            level: method == .supervised ? 2 : 1))
+            level: method == .supervised || method == .meanTeacher ? 2 : 1))
         }
       }
     }
@@ -44,12 +45,15 @@ extension Reproduction {
   }
 
   static let randomStatisticsStage = "random-backbone-statistics"
+  /// The SimCLR pretraining stage (the image-level baseline's encoder).
+  static let simCLRStage = "pretrain-simclr"
 
   /// The stage a downstream run of `method` reads its starting weights (or rate) from.
   static func input(of method: Method, budget: Int) -> String {
     switch method {
-    case .supervised: "baseline-rate-\(budget)"
-    case .pix2repLinear, .pix2repFineTune: "pretrain-\(PretrainingObjective.infoNCE.rawValue)"
+    case .supervised, .meanTeacher: "baseline-rate-\(budget)"
+    case .pix2repLinear, .pix2repFineTune, .pix2repMeanTeacher: "pretrain-\(PretrainingObjective.infoNCE.rawValue)"
+    case .simCLRLinear, .simCLRFineTune: Reproduction.simCLRStage
     case .barlowLinear, .barlowFineTune: "pretrain-\(PretrainingObjective.barlowTwins.rawValue)"
     case .randomLinear: Reproduction.randomStatisticsStage
     }
@@ -70,7 +74,9 @@ extension Reproduction {
       return
     }
     let random = try randomInitial()
-    if name.hasPrefix("pretrain-"), let objective = PretrainingObjective(rawValue: String(name.dropFirst("pretrain-".count))) {
+    if name == Reproduction.simCLRStage {
+      _ = try simCLRPretrained(random)
+    } else if name.hasPrefix("pretrain-"), let objective = PretrainingObjective(rawValue: String(name.dropFirst("pretrain-".count))) {
       _ = try pretrained(objective, initial: initialBackbone == nil ? nil : random)
     } else if name == Reproduction.randomStatisticsStage {
       _ = try randomBackboneForProbing(random)
@@ -101,17 +107,20 @@ extension Reproduction {
     guard let (method, budget, draw) = Method.allCases.lazy.compactMap({ method -> (Method, Int, Int)? in
       let prefix = "run-\(method.key)-"
       guard name.hasPrefix(prefix) else { return nil }
-      let numbers = name.dropFirst(prefix.count).split(separator: "-").compactMap { Int($0) }
-      return numbers.count == 2 ? (method, numbers[0], numbers[1]) : nil
+      // Exactly "B-D" after the key ("run-pix2rep-ft-" also begins "run-pix2rep-ft-mt-1-1").
+      let parts = name.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
+      guard parts.count == 2, let budget = Int(parts[0]), let draw = Int(parts[1]) else { return nil }
+      return (method, budget, draw)
     }).first, let d = try labelledDraws().first(where: { $0.budget == budget && $0.draw == draw })
     else { throw ExperimentError("stage \(name): not a run of this plan") }
-    let rate = method == .supervised ? try store.load(Double.self, stage: "baseline-rate-\(budget)") ?? 0 : 0
+    let rate = method == .supervised || method == .meanTeacher
+      ? try store.load(Double.self, stage: "baseline-rate-\(budget)") ?? 0 : 0
     guard let mode = Reproduction.methods(config, budget: budget, baselineRate: rate).first(where: { $0.0 == method })?.1 else {
       throw ExperimentError("stage \(name): \(method.rawValue) is not trained at budget \(budget)")
     }
-    // The baseline starts from the random initialisation; every other method from the weights its
+    // The baseline and Mean Teacher start from the random initialisation; every other method from the weights its
     // input stage stored.
-    let initial = method == .supervised
+    let initial = method == .supervised || method == .meanTeacher
       ? random : try WeightsFile.read(from: store.weightsURL(Reproduction.input(of: method, budget: budget)), expecting: config.model)
     _ = try downstream(method, mode: mode, initial: initial, d)
   }
@@ -138,12 +147,14 @@ extension Reproduction {
     }
     let pretraining = try pretrainingOutcomes()
     for outcome in pretraining { seconds["pretrain-\(outcome.objective.rawValue)"] = outcome.seconds }
+    let simCLR = try store.load(SimCLROutcome.self, stage: Reproduction.simCLRStage)
+    if let simCLR { seconds[Reproduction.simCLRStage] = simCLR.seconds }
     let table = ResultTable(runs: runs, budgets: config.budgets)
     return Report(
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: try store.load([EquivarianceFigure].self, stage: "equivariance") ?? [], baselineLearningRates: rates,
       stageSeconds: seconds, totalSeconds: seconds.values.reduce(0, +), pretraining: pretraining, sanity: Claims.sanity(table),
       estimate: "partial: \(runs.count) of \(Reproduction.stages(config).filter { $0.name.hasPrefix("run-") }.count + config.budgets.count) downstream runs finished",
-      builds: store.buildsText())
+      builds: store.buildsText(), simCLR: simCLR)
   }
 }

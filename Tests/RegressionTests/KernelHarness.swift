@@ -139,36 +139,46 @@ func runKernel<B: Backend>(_ kernel: any RegressionKernel, on backend: B, case i
   return kernel.run(backend, kernel.cases[index], &inputs)
 }
 
+/// Records an issue for every case where the optimized kernel (2 workers) differs from the
+/// reference by more than the kernel's tolerance.
+func expectMatchesReference(_ kernel: any RegressionKernel) {
+  for index in kernel.cases.indices {
+    let expected = runKernel(kernel, on: ReferenceBackend(), case: index)
+    let actual = runKernel(kernel, on: OptimizedBackend(workers: 2), case: index)
+    let context = "\(kernel.name) \(kernel.cases[index])"
+    if let problem = compareOutputs(context, actual: actual, expected: expected, tolerance: kernel.tolerance) {
+      Issue.record(Comment(rawValue: problem))
+    }
+  }
+}
+
+/// Records an issue for every case where the optimized kernel's bits with `workers` workers differ
+/// from its bits with one.
+func expectDeterministic(_ kernel: any RegressionKernel, workers counts: [Int]) {
+  for index in kernel.cases.indices {
+    let single = runKernel(kernel, on: OptimizedBackend(workers: 1), case: index)
+    for workers in counts {
+      let actual = runKernel(kernel, on: OptimizedBackend(workers: workers), case: index)
+      let context = "\(kernel.name) \(kernel.cases[index]) workers \(workers) vs 1"
+      if let problem = compareBits(context, actual: actual, expected: single) {
+        Issue.record(Comment(rawValue: problem))
+      }
+    }
+  }
+}
+
 // MARK: - Tests
 
 @Suite struct KernelRegressionTests {
   @Test("every optimized kernel matches its reference over the shape sweep", arguments: kernelRegistry)
   func matchesReference(_ entry: RegisteredKernel) {
-    let kernel = entry.kernel
-    #expect(!kernel.cases.isEmpty, "\(kernel.name) has no cases")
-    for index in kernel.cases.indices {
-      let expected = runKernel(kernel, on: ReferenceBackend(), case: index)
-      let actual = runKernel(kernel, on: OptimizedBackend(workers: 2), case: index)
-      let context = "\(kernel.name) \(kernel.cases[index])"
-      if let problem = compareOutputs(context, actual: actual, expected: expected, tolerance: kernel.tolerance) {
-        Issue.record(Comment(rawValue: problem))
-      }
-    }
+    #expect(!entry.kernel.cases.isEmpty, "\(entry.kernel.name) has no cases")
+    expectMatchesReference(entry.kernel)
   }
 
   @Test("every optimized kernel gives bit-identical results for 1, 2, 3 and 8 workers", arguments: kernelRegistry)
   func deterministicAcrossWorkers(_ entry: RegisteredKernel) {
-    let kernel = entry.kernel
-    for index in kernel.cases.indices {
-      let single = runKernel(kernel, on: OptimizedBackend(workers: 1), case: index)
-      for workers in [2, 3, 8] {
-        let actual = runKernel(kernel, on: OptimizedBackend(workers: workers), case: index)
-        let context = "\(kernel.name) \(kernel.cases[index]) workers \(workers) vs 1"
-        if let problem = compareBits(context, actual: actual, expected: single) {
-          Issue.record(Comment(rawValue: problem))
-        }
-      }
-    }
+    expectDeterministic(entry.kernel, workers: [2, 3, 8])
   }
 
   @Test("the registry covers every Backend kernel and the channel counts 1, 3, 7, 8, 9, 15, 16, 17, 33")

@@ -80,30 +80,12 @@ let conv3x3Algorithms: [RegisteredKernel] = [
 
   @Test("each 3x3 algorithm matches the reference over the shape sweep", arguments: conv3x3Algorithms)
   func matchesReference(_ entry: RegisteredKernel) {
-    let kernel = entry.kernel
-    for index in kernel.cases.indices {
-      let expected = runKernel(kernel, on: ReferenceBackend(), case: index)
-      let actual = runKernel(kernel, on: OptimizedBackend(workers: 2), case: index)
-      let context = "\(kernel.name) \(kernel.cases[index])"
-      if let problem = compareOutputs(context, actual: actual, expected: expected, tolerance: kernel.tolerance) {
-        Issue.record(Comment(rawValue: problem))
-      }
-    }
+    expectMatchesReference(entry.kernel)
   }
 
   @Test("each 3x3 algorithm gives bit-identical results for 1, 2, 3 and 16 workers", arguments: conv3x3Algorithms)
   func deterministicAcrossWorkers(_ entry: RegisteredKernel) {
-    let kernel = entry.kernel
-    for index in kernel.cases.indices {
-      let single = runKernel(kernel, on: OptimizedBackend(workers: 1), case: index)
-      for workers in [2, 3, 16] {
-        let actual = runKernel(kernel, on: OptimizedBackend(workers: workers), case: index)
-        let context = "\(kernel.name) \(kernel.cases[index]) workers \(workers) vs 1"
-        if let problem = compareBits(context, actual: actual, expected: single) {
-          Issue.record(Comment(rawValue: problem))
-        }
-      }
-    }
+    expectDeterministic(entry.kernel, workers: [2, 3, 16])
   }
 
   /// Winograd's forward and input gradient, and the weight gradient by the algorithm the rule picks,

@@ -91,8 +91,9 @@ public final class ProgressPrinter: @unchecked Sendable {
   }
 
   /// Reports that `done` units are finished. `open`: `total` is a cap the stage may stop before
-  /// (early stopping), so no time left is shown for it.
-  public func update(_ done: Int, loss: Double? = nil, extra: String = "", open: Bool = false) {
+  /// (early stopping), so no time left is shown for it. `left`: the caller's own estimate of the
+  /// seconds left, shown instead of the one from the units' pace (for units of unequal size).
+  public func update(_ done: Int, loss: Double? = nil, extra: String = "", open: Bool = false, left estimate: Double? = nil) {
     let now = Date()
     guard done >= total || now.timeIntervalSince(lastPrint) >= interval else { return }
     lastPrint = now
@@ -102,7 +103,7 @@ public final class ProgressPrinter: @unchecked Sendable {
     if let loss { line += String(format: "  loss %.4f", loss) }
     line += String(format: "  %.1f %@/s  elapsed %@", rate, unit, formatDuration(elapsed))
     if !open {
-      let left = rate > 0 ? Double(total - done) / rate : 0
+      let left = estimate ?? (rate > 0 ? Double(total - done) / rate : 0)
       line += "  left \(formatDuration(left))"
     }
     if !extra.isEmpty { line += "  " + extra }

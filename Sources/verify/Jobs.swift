@@ -30,7 +30,12 @@ enum Jobs {
       FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("stages/\(name).json").path)
     }
     var waiting = stages.filter { !isFinished($0.name) }
-    let progress = ProgressPrinter("jobs", total: waiting.count, unit: "stage", interval: 5)
+    let progress = ProgressPrinter("jobs", total: waiting.count, unit: "stage", interval: 2)
+    // Time left: the plan's assumed seconds of what remains, at the pace the finished stages set
+    // (assumed seconds done per second of wall time), or `jobs` at a time before any has finished.
+    let started = Date()
+    var assumedLeft = waiting.reduce(0) { $0 + (stageSeconds[$1.name] ?? 0) }
+    var assumedDone = 0.0
     var done = 0
     var running: [(name: String, process: Process)] = []
     var failure: String? = nil
@@ -58,6 +63,8 @@ enum Jobs {
       Thread.sleep(forTimeInterval: 0.2)
       for (name, process) in running where !process.isRunning {
         done += 1
+        assumedDone += stageSeconds[name] ?? 0
+        assumedLeft -= stageSeconds[name] ?? 0
         if process.terminationStatus != 0 && failure == nil {
           let file = errorURL(name, runDirectory)
           let last = ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").last.map(String.init) ?? ""
@@ -65,10 +72,29 @@ enum Jobs {
         }
       }
       running.removeAll { !$0.process.isRunning }
-      progress.update(done, extra: "running: " + running.map(\.name).joined(separator: ", "))
+      let pace = assumedDone > 0 ? assumedDone / Date().timeIntervalSince(started) : Double(jobs)
+      let children = running.map { "\($0.name): " + lastProgressLine(errorURL($0.name, runDirectory)) }
+      progress.update(done, extra: children.joined(separator: " | "), left: max(assumedLeft, 0) / pace)
     }
     if let failure { throw VerifyError(failure) }
     progress.finish()
+  }
+
+  /// The latest progress line a child wrote to its standard error file (its step, loss, epoch and
+  /// best validation), shortened, so the parent's line shows what each running stage is doing.
+  static func lastProgressLine(_ url: URL) -> String {
+    guard let handle = try? FileHandle(forReadingFrom: url) else { return "starting" }
+    defer { try? handle.close() }
+    let size = (try? handle.seekToEnd()) ?? 0
+    try? handle.seek(toOffset: size > 600 ? size - 600 : 0)
+    let tail = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    let line = tail.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+      .map { $0.replacingOccurrences(of: "\u{1B}[K", with: "").trimmingCharacters(in: .whitespaces) }
+      .last { !$0.isEmpty } ?? "starting"
+    // "[label] step 120 (cap 400)  loss 0.31  1.6 step/s  elapsed ..." -> "step 120 (cap 400) loss 0.31".
+    let unlabelled = line.range(of: "] ").map { String(line[$0.upperBound...]) } ?? line
+    let words = unlabelled.split(separator: " ", omittingEmptySubsequences: true)
+    return words.prefix(while: { !$0.hasSuffix("/s") }).dropLast().joined(separator: " ").prefix(90).description
   }
 
   static func errorURL(_ stage: String, _ runDirectory: URL) -> URL {

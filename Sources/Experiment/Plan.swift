@@ -26,6 +26,9 @@ struct Plan {
     var linearProbing: Double
     /// A forward pass of one downstream batch in evaluation mode (validation, test prediction).
     var forward: Double
+    /// A Mean Teacher step: the student on labelled and unlabelled slices, the teacher's forward,
+    /// Adam and the teacher's average.
+    var meanTeacher: Double
   }
 
   /// The steps a run is assumed to take before any has finished: its best at half its epoch cap,
@@ -53,7 +56,8 @@ struct Plan {
   func seconds(_ run: Run, steps: Int) -> Double {
     let batches = Double((run.validationSlices + batch - 1) / batch)
     let validations = Double(steps / run.schedule.validationInterval + 1)
-    let perStep = run.linearProbe ? times.linearProbing : times.fineTuning
+    let perStep = run.linearProbe
+      ? times.linearProbing : run.method == .meanTeacher || run.method == .pix2repMeanTeacher ? times.meanTeacher : times.fineTuning
     let validation = run.linearProbe ? batches * times.forward : validations * batches * times.forward
     let test = run.searchOnly ? 0 : Double((testSlices + batch - 1) / batch) * times.forward
     return Double(steps) * perStep + validation + test
@@ -87,6 +91,7 @@ struct Plan {
     return """
       estimate from step times measured here: pretraining step \(String(format: "%.3f", times.pretraining)) s, \
       fine-tuning step \(String(format: "%.3f", times.fineTuning)) s, linear-probing step \(String(format: "%.3f", times.linearProbing)) s, \
+      Mean Teacher step \(String(format: "%.3f", times.meanTeacher)) s, \
       forward pass of a batch \(String(format: "%.3f", times.forward)) s.
         \(pretrainingStages) pretraining stage(s) of \(pretrainingSteps) steps: \(formatDuration(pretrainingSeconds)).
         \(runs.count) downstream runs (\(lp) linear probes, \(runs.count - lp) fine-tuning or baseline, \
@@ -133,13 +138,25 @@ struct Plan {
     }
     let linearProbing = median {
       let images = augmentedImages(data, indices, rng: &rng, backend: backend)
-      let (_, g) = net.headLossAndGradients(features: net.frozenFeatures(images), labels: labels)
+      var frozen = EvaluationForward(net)  // as `downstreamLossAndGradients` probes
+      let (_, g) = net.headLossAndGradients(features: frozen.features(images), labels: labels)
       adam.update(&net.values, gradients: g, backend: backend)
+    }
+    var teacher = net
+    var teacherRNG = SplitMix64(seed: 1, stream: 98)
+    let averaged = net.layout.entries.filter { $0.role.isTrainable && $0.group != .projection }.map(\.range)
+    let meanTeacher = median {
+      let (_, g) = meanTeacherLossAndGradients(
+        student: &net, teacher: &teacher, train: data, labelled: indices, unlabelledSet: data, unlabelled: indices,
+        weight: 0.1, studentRNG: &rng, teacherRNG: &teacherRNG)
+      adam.update(&net.values, gradients: g, backend: backend)
+      for range in averaged { backend.emaUpdate(teacher: &teacher.values, student: net.values, range: range, decay: 0.99) }
     }
     let clean: Tensor<Float> = data.imageTensor(indices)
     var evaluation = EvaluationForward(net)
     let forward = median { _ = evaluation.labels(clean) }
-    return StepTimes(pretraining: pretraining, fineTuning: fineTuning, linearProbing: linearProbing, forward: forward)
+    return StepTimes(
+      pretraining: pretraining, fineTuning: fineTuning, linearProbing: linearProbing, forward: forward, meanTeacher: meanTeacher)
   }
 }
 

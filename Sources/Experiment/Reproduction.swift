@@ -238,7 +238,7 @@ public struct Reproduction {
       + (finished(Reproduction.simCLRStage) ? 0 : 1)
     // Nothing to time when every stage has finished (a resumed run that only assembles the table).
     let times = runs.isEmpty && pretrainingStages == 0
-      ? Plan.StepTimes(pretraining: 0, fineTuning: 0, linearProbing: 0, forward: 0)
+      ? Plan.StepTimes(pretraining: 0, fineTuning: 0, linearProbing: 0, forward: 0, meanTeacher: 0)
       : Plan.measure(backend: backend, config: config, data: data.pretrainingTrain, repeats: repeats)
     return Plan(
       runs: runs, pretrainingSteps: config.pretrainingSteps, pretrainingStages: pretrainingStages,

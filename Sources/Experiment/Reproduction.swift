@@ -437,11 +437,7 @@ public struct Reproduction {
       checkpoint: CheckpointPolicy(url: store.checkpointURL(stage)))
     var rate: Double? = nil
     if case .fineTune(let r, _) = mode, method == .supervised { rate = r }
-    let weights = d.budget == 1 && d.draw == 1 ? downstreamWeightsURL(method) : nil
-    let result = try record(method, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
-    stageSeconds["downstream", default: 0] += result.seconds
-    tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
-    return result
+    return try recordTrained(method, rate: rate, outcome: outcome, d, since: start, stage: stage)
   }
 
   /// Trains and records one Mean Teacher run (`trainMeanTeacher`): its unlabelled slices are the
@@ -454,8 +450,16 @@ public struct Reproduction {
       backend: backend, initial: initial, backboneRate: backboneRate, headRate: headRate, train: d.train,
       unlabelled: unlabelledSlices(data.pretrainingTrain, excluding: d.patients, fallback: d.train), validation: d.validation,
       config: config, seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)")
+    return try recordTrained(method, rate: nil, outcome: outcome, d, since: start, stage: stage)
+  }
+
+  /// Records a run trained since `start` (evaluated, stored as its stage, its weights kept at budget
+  /// 1, draw 1 for the pictures) and counts its time.
+  mutating func recordTrained(
+    _ method: Method, rate: Double?, outcome: DownstreamOutcome, _ d: LabelledDraw, since start: Date, stage: String
+  ) throws -> RunResult {
     let weights = d.budget == 1 && d.draw == 1 ? downstreamWeightsURL(method) : nil
-    let result = try record(method, rate: nil, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
+    let result = try record(method, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
     stageSeconds["downstream", default: 0] += result.seconds
     tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
     return result

@@ -31,14 +31,15 @@ public struct RunStore: Sendable {
     }
     try fm.createDirectory(at: directory.appendingPathComponent("stages"), withIntermediateDirectories: true)
     try fm.createDirectory(at: directory.appendingPathComponent("weights"), withIntermediateDirectories: true)
-    if fm.fileExists(atPath: file.path) {
-      let data = try Data(contentsOf: file)
-      guard let stored = try? JSONDecoder().decode(C.self, from: data), stored == configuration else {
-        throw ExperimentError(
-          "\(file.path): this run folder was made with another configuration; use --fresh to start over, or another --run folder")
-      }
-    } else {
-      try writeAtomically(try encoder().encode(configuration), to: file)
+    // Stage processes may open a new folder at the same moment: the first to link its complete
+    // config.json into place wins, and every other one checks its configuration against that one.
+    if !fm.fileExists(atPath: file.path) {
+      try writeExclusively(try encoder().encode(configuration), to: file)
+    }
+    let data = try Data(contentsOf: file)
+    guard let stored = try? JSONDecoder().decode(C.self, from: data), stored == configuration else {
+      throw ExperimentError(
+        "\(file.path): this run folder was made with another configuration; use --fresh to start over, or another --run folder")
     }
   }
 
@@ -77,13 +78,33 @@ public struct RunStore: Sendable {
   }
 }
 
-/// Writes `data` to a temporary file beside `url`, then renames it over `url`.
+/// Writes `data` to a temporary file beside `url`, then renames it over `url` (rename(2) replaces
+/// the old file in one step, so a reader sees the old or the new file, never none or half of one).
 public func writeAtomically(_ data: Data, to url: URL) throws {
-  // Named per process, so processes sharing a run folder (`--stage`) never write one temporary file.
-  let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).partial")
+  let temporary = temporaryURL(for: url)
   try data.write(to: temporary)
-  if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-  try FileManager.default.moveItem(at: temporary, to: url)
+  guard rename(temporary.path, url.path) == 0 else {
+    let reason = String(cString: strerror(errno))
+    try? FileManager.default.removeItem(at: temporary)
+    throw ExperimentError("\(url.path): could not be written (\(reason))")
+  }
+}
+
+/// Writes `data` to `url` only if no file is there yet (link(2) of a complete temporary file, which
+/// fails when the name exists); an existing file is left as it is.
+func writeExclusively(_ data: Data, to url: URL) throws {
+  let temporary = temporaryURL(for: url)
+  try data.write(to: temporary)
+  defer { try? FileManager.default.removeItem(at: temporary) }
+  guard link(temporary.path, url.path) == 0 || errno == EEXIST else {
+    throw ExperimentError("\(url.path): could not be written (\(String(cString: strerror(errno))))")
+  }
+}
+
+/// A temporary file beside `url`, named per process and call, so processes sharing a run folder
+/// (`--stage`), or threads of one, never write one temporary file.
+private func temporaryURL(for url: URL) -> URL {
+  url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid())-\(UUID().uuidString).partial")
 }
 
 /// An error of the experiment for the user, one line.

@@ -184,6 +184,34 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: stale.path), "--fresh left the old run's results.md")
   }
 
+  @Test("stage processes opening a new run folder at the same moment all succeed, and one config.json stands")
+  func concurrentOpensOfANewFolder() throws {
+    for _ in 0..<20 {
+      let folder = Self.temporaryFolder()
+      defer { try? FileManager.default.removeItem(at: folder) }
+      let failures = Counter()
+      DispatchQueue.concurrentPerform(iterations: 6) { _ in
+        do { try RunStore(directory: folder).open(configuration: ExperimentConfig.smoke(seed: 1), fresh: false) } catch {
+          failures.add("\(error)")
+        }
+      }
+      #expect(failures.values.isEmpty, "\(failures.values.first ?? "")")
+      #expect(throws: ExperimentError.self) {
+        try RunStore(directory: folder).open(configuration: ExperimentConfig.smoke(seed: 2), fresh: false)
+      }
+      let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".partial") }
+      #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+  }
+
+  /// Errors collected from several threads.
+  final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ value: String) { lock.lock(); list.append(value); lock.unlock() }
+    var values: [String] { lock.lock(); defer { lock.unlock() }; return list }
+  }
+
   @Test("every saved stage records the build that computed it; stages of several builds are flagged")
   func stagesRecordTheirBuild() throws {
     let folder = Self.temporaryFolder()

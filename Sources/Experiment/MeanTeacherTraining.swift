@@ -80,11 +80,12 @@ func meanTeacherValidationLoss<B: Backend>(_ teacher: Pix2RepNetwork<B>, validat
 /// `BaselineSettings.consistencyMaximum`, the teacher updated by `emaUpdate` (trainable entries
 /// only, decay `meanTeacherDecay(step:)`) after every Adam step. The teacher is what is validated
 /// (`config.downstreamSchedule`: the same interval, patience and cap), kept at its best and
-/// returned.
+/// returned. With a `checkpoint` policy the run saves its state at validations and resumes from a
+/// checkpoint of this build with the same final bits, as `trainDownstream` does.
 package func trainMeanTeacher<B: Backend>(
   backend: B, initial: [Float], backboneRate: Double, headRate: Double, train: SliceSet, unlabelled: SliceSet,
-  validation: SliceSet, config: ExperimentConfig, seed: UInt64, label: String
-) -> DownstreamOutcome {
+  validation: SliceSet, config: ExperimentConfig, seed: UInt64, label: String, checkpoint: CheckpointPolicy? = nil
+) throws -> DownstreamOutcome {
   var student = Pix2RepNetwork(config: config.model, backend: backend, seed: seed)
   let fresh = student.values
   student.values = initial.map { B.Scalar($0) }
@@ -101,11 +102,29 @@ package func trainMeanTeacher<B: Backend>(
   let schedule = config.downstreamSchedule(trainingSlices: train.count)
   let rampUp = Double(BaselineSettings.rampUpSteps(schedule))
 
-  var best = (step: 0, loss: meanTeacherValidationLoss(teacher, validation: validation, batchSize: config.downstreamBatch), values: teacher.values)
-  var curve = [CurvePoint(step: 0, loss: best.loss)]
+  var best: (step: Int, loss: Double, values: [B.Scalar])
+  var curve: [CurvePoint]
   var sinceBest = 0
-  let progress = ProgressPrinter(label, total: schedule.maxSteps)
   var step = 0
+  // Checkpoint convention: arrays [student, teacher, the teacher's best values, Adam's first and
+  // second moments]; random streams [student's augmentation, teacher's]; samplers [labelled, unlabelled].
+  let saved: DownstreamCheckpoint<B.Scalar>? = checkpoint?.resumable(
+    schedule: schedule, valueCount: student.values.count, arrayCount: 5, label: label)
+  if let saved {
+    let h = saved.header
+    (student.values, teacher.values) = (saved.arrays[0], saved.arrays[1])
+    adam.restore(step: h.adamStep, firstMoment: saved.arrays[3], secondMoment: saved.arrays[4])
+    (studentRNG, teacherRNG) = (SplitMix64(seed: h.randomStates[0]), SplitMix64(seed: h.randomStates[1]))
+    h.samplers[0].restore(&sampler)
+    h.samplers[1].restore(&unlabelledSampler)
+    best = (h.bestStep, h.bestLoss, saved.arrays[2])
+    (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
+  } else {
+    best = (0, meanTeacherValidationLoss(teacher, validation: validation, batchSize: config.downstreamBatch), teacher.values)
+    curve = [CurvePoint(step: 0, loss: best.loss)]
+  }
+  let progress = ProgressPrinter(label, total: schedule.maxSteps)
+  var lastSave = Date()
   while step < schedule.maxSteps && sinceBest < schedule.patience {
     step += 1
     // The original counts the ramp-up from 0 (`sigmoid_rampup(epoch, T)` from epoch 0).
@@ -126,6 +145,16 @@ package func trainMeanTeacher<B: Backend>(
         sinceBest = 0
       } else {
         sinceBest += 1
+      }
+      if let checkpoint, checkpoint.due(step: step, lastSave: lastSave) {
+        let header = DownstreamCheckpoint<B.Scalar>.Header(
+          build: Build.fingerprint, scalarBytes: MemoryLayout<B.Scalar>.size, valueCount: student.values.count, arrayCount: 5,
+          schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
+          randomStates: [studentRNG.state, teacherRNG.state], samplers: [.init(sampler), .init(unlabelledSampler)],
+          adamStep: adam.step)
+        try checkpoint.save(DownstreamCheckpoint(
+          header: header, arrays: [student.values, teacher.values, best.values, adam.firstMoment, adam.secondMoment]))
+        lastSave = Date()
       }
     }
     progress.update(

@@ -446,10 +446,11 @@ public struct Reproduction {
     _ method: Method, backboneRate: Double, headRate: Double, initial: [Float], _ d: LabelledDraw, stage: String
   ) throws -> RunResult {
     let start = Date()
-    let outcome = trainMeanTeacher(
+    let outcome = try trainMeanTeacher(
       backend: backend, initial: initial, backboneRate: backboneRate, headRate: headRate, train: d.train,
       unlabelled: unlabelledSlices(data.pretrainingTrain, excluding: d.patients, fallback: d.train), validation: d.validation,
-      config: config, seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)")
+      config: config, seed: seed(stage), label: "\(method.rawValue), budget \(d.budget), draw \(d.draw)",
+      checkpoint: CheckpointPolicy(url: store.checkpointURL(stage)))
     return try recordTrained(method, rate: nil, outcome: outcome, d, since: start, stage: stage)
   }
 

@@ -200,17 +200,18 @@ package func trainDownstream<B: Backend>(
   var curve: [CurvePoint]
   var sinceBest = 0
   var step = 0
-  if let checkpoint, let saved = resumable(checkpoint, schedule: schedule, valueCount: net.values.count, scalar: B.Scalar.self, label: label) {
+  // Checkpoint convention: arrays [values, best values, Adam's first and second moments]; random
+  // streams [augmentation]; samplers [training batches].
+  let saved: DownstreamCheckpoint<B.Scalar>? = checkpoint?.resumable(
+    schedule: schedule, valueCount: net.values.count, arrayCount: 4, label: label)
+  if let saved {
     let h = saved.header
-    net.values = saved.values
-    adam.restore(step: h.adamStep, firstMoment: saved.firstMoment, secondMoment: saved.secondMoment)
-    rng = SplitMix64(seed: h.augmentationState)
-    sampler.rng = SplitMix64(seed: h.samplerState)
-    sampler.order = h.samplerOrder
-    sampler.cursor = h.samplerCursor
-    best = (h.bestStep, h.bestLoss, saved.bestValues)
+    net.values = saved.arrays[0]
+    adam.restore(step: h.adamStep, firstMoment: saved.arrays[2], secondMoment: saved.arrays[3])
+    rng = SplitMix64(seed: h.randomStates[0])
+    h.samplers[0].restore(&sampler)
+    best = (h.bestStep, h.bestLoss, saved.arrays[1])
     (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
-    say("\(label): resumed from its checkpoint at step \(step)")
   } else {
     best = (0, validationLoss(&net), net.values)
     curve = [CurvePoint(step: 0, loss: best.loss)]
@@ -230,17 +231,13 @@ package func trainDownstream<B: Backend>(
       } else {
         sinceBest += 1
       }
-      let interrupt = checkpoint?.interruptAfterStep == step
-      if let checkpoint, interrupt || Date().timeIntervalSince(lastSave) >= checkpoint.interval {
+      if let checkpoint, checkpoint.due(step: step, lastSave: lastSave) {
         let header = DownstreamCheckpoint<B.Scalar>.Header(
-          build: Build.fingerprint, scalarBytes: MemoryLayout<B.Scalar>.size, valueCount: net.values.count, schedule: schedule,
-          step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve, augmentationState: rng.state,
-          samplerState: sampler.rng.state, samplerOrder: sampler.order, samplerCursor: sampler.cursor, adamStep: adam.step)
-        try DownstreamCheckpoint(
-          header: header, values: net.values, bestValues: best.values, firstMoment: adam.firstMoment, secondMoment: adam.secondMoment
-        ).write(to: checkpoint.url)
+          build: Build.fingerprint, scalarBytes: MemoryLayout<B.Scalar>.size, valueCount: net.values.count, arrayCount: 4,
+          schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
+          randomStates: [rng.state], samplers: [.init(sampler)], adamStep: adam.step)
+        try checkpoint.save(DownstreamCheckpoint(header: header, arrays: [net.values, best.values, adam.firstMoment, adam.secondMoment]))
         lastSave = Date()
-        if interrupt { throw TrainingInterrupted(step: step) }
       }
     }
     progress.update(
@@ -253,17 +250,6 @@ package func trainDownstream<B: Backend>(
   return DownstreamOutcome(
     values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
     schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
-}
-
-/// The checkpoint a run resumes from, or nil (no file, or one this run cannot use: said once, and
-/// the run starts over).
-func resumable<Scalar: BinaryFloatingPoint>(
-  _ policy: CheckpointPolicy, schedule: DownstreamSchedule, valueCount: Int, scalar: Scalar.Type, label: String
-) -> DownstreamCheckpoint<Scalar>? {
-  guard FileManager.default.fileExists(atPath: policy.url.path) else { return nil }
-  let (saved, problem) = DownstreamCheckpoint<Scalar>.read(from: policy.url, schedule: schedule, valueCount: valueCount)
-  if let problem { say("\(label): checkpoint \(policy.url.path) \(problem); starting the run over") }
-  return saved
 }
 
 /// One training step of `trainDownstream` on the slices at `indices`: the loss and gradients of

@@ -1,4 +1,5 @@
 import Experiment
+import Foundation
 import Reference
 import Testing
 
@@ -111,19 +112,33 @@ import Testing
   }
 
   @Test("Mean Teacher training is seeded, and its unlabelled slices are the other patients'")
-  func meanTeacherIsSeeded() {
+  func meanTeacherIsSeeded() throws {
     let initial = Pix2RepNetwork(config: Self.config.model, backend: ReferenceBackend(), seed: 7).values.map { Float($0) }
     let pool = Self.slices(8, firstPatient: 1, seed: 3)  // patients 1-4
     let unlabelled = unlabelledSlices(pool, excluding: [2, 3], fallback: pool)
     #expect(unlabelled.volumes.map(\.patient) == [1, 4] && unlabelled.count == 4)
     #expect(unlabelledSlices(pool, excluding: [1, 2, 3, 4], fallback: Self.slices(2, firstPatient: 9, seed: 4)).volumes.map(\.patient) == [9])
     let train = Self.slices(4, firstPatient: 2, seed: 5), validation = Self.slices(2, firstPatient: 2, seed: 6)
-    func once() -> [Float] {
-      trainMeanTeacher(
+    func once(_ config: ExperimentConfig = Self.config, _ checkpoint: CheckpointPolicy? = nil) throws -> DownstreamOutcome {
+      try trainMeanTeacher(
         backend: ReferenceBackend(), initial: initial, backboneRate: 1e-3, headRate: 1e-2, train: train, unlabelled: unlabelled,
-        validation: validation, config: Self.config, seed: 11, label: "test"
-      ).values
+        validation: validation, config: config, seed: 11, label: "test", checkpoint: checkpoint)
     }
-    #expect(once() == once())
+    #expect(try once().values == once().values)
+
+    // Killed after its checkpoint at the first validation, then resumed: the same bits.
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pix2rep-mt-checkpoint-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let url = folder.appendingPathComponent("run.checkpoint")
+    var config = Self.config
+    config.maxEpochs = 4
+    config.minimumValidationSteps = 3  // 2 steps an epoch: validations at 3 (mid-epoch) and 6, the cap 8
+    config.patience = 100
+    let uninterrupted = try once(config)
+    #expect(uninterrupted.steps == 8 && uninterrupted.curve.map(\.step) == [0, 3, 6, 8])
+    #expect(throws: TrainingInterrupted.self) { try once(config, CheckpointPolicy(url: url, interval: .infinity, interruptAfterStep: 3)) }
+    let resumed = try once(config, CheckpointPolicy(url: url, interval: .infinity))
+    #expect(resumed.values == uninterrupted.values && resumed.curve == uninterrupted.curve && resumed.steps == uninterrupted.steps)
   }
 }

@@ -165,47 +165,32 @@ package func pretrainSimCLR<B: Backend>(
   let validationViews = stride(from: 0, to: validationIndices.count, by: config.pretrainingBatch).map {
     simCLRViews(validation, Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)]), rng: &validationRNG, backend: backend)
   }
-  var best = (step: 0, loss: Double.infinity, values: net.values)
-  var trainingCurve: [CurvePoint] = [], validationCurve: [CurvePoint] = []
-  let progress = ProgressPrinter(label, total: config.pretrainingSteps)
-  var recent: [Double] = []
-  var extra = ""
-  for step in 1...config.pretrainingSteps {
+  let record = pretrainingLoop(config: config, label: label, values: { net.values }) { _ in
     let views = simCLRViews(train, sampler.next(), rng: &rng, backend: backend)
     let (loss, gradients, gradHead) = simCLRLossAndGradients(
       &net, head: head, view: views.view, otherView: views.otherView, temperature: temperature, training: true, computeGradients: true)
     encoderAdam.update(&net.values, gradients: gradients!, backend: backend)
     headAdam.update(&headValues, gradients: flatHead(gradHead!), backend: backend)
     head = unflatHead(headValues, like: head)
-    recent.append(loss)
-    if step % 10 == 0 || step == config.pretrainingSteps {
-      trainingCurve.append(CurvePoint(step: step, loss: recent.reduce(0, +) / Double(recent.count)))
-      recent.removeAll()
+    return loss
+  } validate: {
+    var total = 0.0
+    for v in validationViews {
+      total += simCLRLossAndGradients(
+        &net, head: head, view: v.view, otherView: v.otherView, temperature: temperature, training: false, computeGradients: false).loss
     }
-    if step % config.pretrainingValidationInterval == 0 || step == config.pretrainingSteps {
-      var total = 0.0
-      for v in validationViews {
-        total += simCLRLossAndGradients(
-          &net, head: head, view: v.view, otherView: v.otherView, temperature: temperature, training: false, computeGradients: false).loss
-      }
-      let validationLoss = total / Double(max(validationViews.count, 1))
-      validationCurve.append(CurvePoint(step: step, loss: validationLoss))
-      if validationLoss < best.loss { best = (step, validationLoss, net.values) }
-      extra = String(format: "validation %.4f (best %.4f at step %d)", validationLoss, best.loss, best.step)
-    }
-    progress.update(step, loss: loss, extra: extra)
+    return total / Double(max(validationViews.count, 1))
   }
-  progress.finish()
-  net.values = best.values
+  net.values = record.best.values
   let trained = net.values
   net.reestimateBatchNormStatistics(over: train.batches(of: config.downstreamBatch).lazy.map { train.imageTensor($0) as Tensor<B.Scalar> })
   for entry in net.layout.entries where !entry.role.isTrainable && (entry.name.hasPrefix("inc.") || entry.name.hasPrefix("down")) {
     net.values.replaceSubrange(entry.range, with: trained[entry.range])
   }
   let outcome = SimCLROutcome(
-    steps: config.pretrainingSteps, bestStep: best.step, bestValidationLoss: best.loss, training: trainingCurve,
-    validation: validationCurve, seconds: Date().timeIntervalSince(start),
-    relativeChangeLastQuarter: PretrainingOutcome.relativeChangeLastQuarter(validationCurve, steps: config.pretrainingSteps),
+    steps: config.pretrainingSteps, bestStep: record.best.step, bestValidationLoss: record.best.loss, training: record.training,
+    validation: record.validation, seconds: Date().timeIntervalSince(start),
+    relativeChangeLastQuarter: PretrainingOutcome.relativeChangeLastQuarter(record.validation, steps: config.pretrainingSteps),
     temperature: temperature, projection: [head.inputWidth, head.hidden, head.output])
   return (net.values.map { Float($0) }, outcome)
 }

@@ -80,37 +80,60 @@ func pretrain<B: Backend>(
     let chunk = Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)])
     return pretrainingBatch(validation, chunk, positions: config.positions, rng: &validationRNG, backend: backend)
   }
-  var best = (step: 0, loss: Double.infinity, values: net.values)
-  var trainingCurve: [CurvePoint] = [], validationCurve: [CurvePoint] = []
-  let progress = ProgressPrinter(label, total: config.pretrainingSteps)
+  let record = pretrainingLoop(config: config, label: label, values: { net.values }) { _ in
+    let batch = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng, backend: backend)
+    return net.pretrainingStep(batch, loss: settings, optimizer: &adam)
+  } validate: {
+    var total = 0.0
+    for b in validationBatches {
+      total += net.pretrainingLoss(b, loss: settings, training: false, computeGradients: false).loss
+    }
+    return total / Double(max(validationBatches.count, 1))
+  }
+  let outcome = PretrainingOutcome(
+    objective: settings.objective, steps: config.pretrainingSteps, bestStep: record.best.step, bestValidationLoss: record.best.loss,
+    training: record.training, validation: record.validation, seconds: Date().timeIntervalSince(start),
+    relativeChangeLastQuarter: PretrainingOutcome.relativeChangeLastQuarter(record.validation, steps: config.pretrainingSteps))
+  return (record.best.values.map { Float($0) }, outcome)
+}
+
+/// What a pretraining loop kept: the best validation (its step, loss and values) and both curves.
+struct PretrainingRecord<Scalar> {
+  var best: (step: Int, loss: Double, values: [Scalar])
+  /// The training loss averaged over every 10 steps (and the last ones).
+  var training: [CurvePoint]
+  var validation: [CurvePoint]
+}
+
+/// The loop both pretrainings share (Pix2Rep's objectives and SimCLR): `step` trains step k
+/// (1-based) and returns its loss; every `config.pretrainingValidationInterval` steps and at the
+/// last one `validate` gives the validation loss, and `values` (read then) becomes the best when
+/// that loss is the lowest so far. Progress goes to the console under `label`.
+func pretrainingLoop<Scalar>(
+  config: ExperimentConfig, label: String, values: () -> [Scalar], step: (Int) -> Double, validate: () -> Double
+) -> PretrainingRecord<Scalar> {
+  var record = PretrainingRecord<Scalar>(best: (0, .infinity, values()), training: [], validation: [])
+  let steps = config.pretrainingSteps
+  let progress = ProgressPrinter(label, total: steps)
   var recent: [Double] = []
   var extra = ""
-  for step in 1...config.pretrainingSteps {
-    let batch = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng, backend: backend)
-    let loss = net.pretrainingStep(batch, loss: settings, optimizer: &adam)
+  for k in 1...steps {
+    let loss = step(k)
     recent.append(loss)
-    if step % 10 == 0 || step == config.pretrainingSteps {
-      trainingCurve.append(CurvePoint(step: step, loss: recent.reduce(0, +) / Double(recent.count)))
+    if k % 10 == 0 || k == steps {
+      record.training.append(CurvePoint(step: k, loss: recent.reduce(0, +) / Double(recent.count)))
       recent.removeAll()
     }
-    if step % config.pretrainingValidationInterval == 0 || step == config.pretrainingSteps {
-      var total = 0.0
-      for b in validationBatches {
-        total += net.pretrainingLoss(b, loss: settings, training: false, computeGradients: false).loss
-      }
-      let validationLoss = total / Double(max(validationBatches.count, 1))
-      validationCurve.append(CurvePoint(step: step, loss: validationLoss))
-      if validationLoss < best.loss { best = (step, validationLoss, net.values) }
-      extra = String(format: "validation %.4f (best %.4f at step %d)", validationLoss, best.loss, best.step)
+    if k % config.pretrainingValidationInterval == 0 || k == steps {
+      let validationLoss = validate()
+      record.validation.append(CurvePoint(step: k, loss: validationLoss))
+      if validationLoss < record.best.loss { record.best = (k, validationLoss, values()) }
+      extra = String(format: "validation %.4f (best %.4f at step %d)", validationLoss, record.best.loss, record.best.step)
     }
-    progress.update(step, loss: loss, extra: extra)
+    progress.update(k, loss: loss, extra: extra)
   }
   progress.finish()
-  let outcome = PretrainingOutcome(
-    objective: settings.objective, steps: config.pretrainingSteps, bestStep: best.step, bestValidationLoss: best.loss,
-    training: trainingCurve, validation: validationCurve, seconds: Date().timeIntervalSince(start),
-    relativeChangeLastQuarter: PretrainingOutcome.relativeChangeLastQuarter(validationCurve, steps: config.pretrainingSteps))
-  return (best.values.map { Float($0) }, outcome)
+  return record
 }
 
 // MARK: - Downstream

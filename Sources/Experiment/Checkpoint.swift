@@ -56,7 +56,9 @@ struct DownstreamCheckpoint<Scalar: BinaryFloatingPoint> {
   func write(to url: URL) throws {
     precondition(arrays.count == header.arrayCount && arrays.allSatisfy { $0.count == header.valueCount })
     var data = Data(Self.magic)
-    let json = try JSONEncoder().encode(header)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    let json = try encoder.encode(header)
     withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
     data.append(json)
     for array in arrays {

@@ -11,7 +11,9 @@ public enum WeightsFile {
   static let magic: [UInt8] = Array("P2RW".utf8)
 
   public static func write(values: [Float], config: ModelConfig, to url: URL) throws {
-    let json = try JSONEncoder().encode(config)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys  // the same bytes for the same weights in every process
+    let json = try encoder.encode(config)
     var bytes = magic
     append(&bytes, UInt32(1))
     append(&bytes, UInt64(values.count))

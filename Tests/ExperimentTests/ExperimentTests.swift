@@ -243,7 +243,14 @@ import Testing
     try WeightsFile.write(values: values, config: config, to: url)
     #expect(try WeightsFile.read(from: url, expecting: config) == values)
 
+    // The header's configuration has its keys sorted, so the same weights give the same bytes in
+    // every process (a dictionary's order changes from process to process).
     var bytes = [UInt8](try Data(contentsOf: url))
+    let length = Int(bytes[24]) | Int(bytes[25]) << 8 | Int(bytes[26]) << 16 | Int(bytes[27]) << 24
+    let header = String(decoding: bytes[28..<(28 + length)], as: UTF8.self)
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(header.utf8)) as? [String: Any])
+    let positions = object.keys.sorted().map { header.range(of: "\"\($0)\":")!.lowerBound }
+    #expect(positions == positions.sorted(), "keys not in sorted order: \(header)")
     bytes[bytes.count - 3] ^= 0x10
     try Data(bytes).write(to: url)
     #expect(throws: ExperimentError.self) { try WeightsFile.read(from: url, expecting: config) }

@@ -14,6 +14,7 @@ extension Report {
     body.append("<h2>Test Dice</h2>")
     body.append(htmlTable(markdown: diceTable()))
     for k in 0..<3 { body.append(htmlTable(markdown: diceTable(classIndex: k))) }
+    body.append(htmlTable(markdown: tableNotes))
     body.append("<h2>The paper's claims</h2>")
     body.append("<table><tr><th>claim</th><th>paper</th><th>ours</th><th>verdict</th></tr>")
     for c in claims {

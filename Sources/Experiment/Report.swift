@@ -44,7 +44,12 @@ public struct Report: Codable, Sendable {
       if cells.allSatisfy({ $0 == "–" }) { continue }
       lines.append("| \(method.rawValue) | " + cells.joined(separator: " | ") + " |")
     }
-    lines.append("")
+    return lines.joined(separator: "\n")
+  }
+
+  /// What the Dice tables' rows mean and how the runs stopped: printed once, after the tables.
+  public var tableNotes: String {
+    var lines: [String] = []
     if runs.contains(where: { $0.method == .randomLinear }) {
       lines.append("Random-backbone LP: a linear probe on the random initial backbone, its BatchNorm running statistics re-estimated on the unlabelled pretraining slices (no weight changed).")
     }
@@ -137,6 +142,7 @@ public struct Report: Codable, Sendable {
     parts.append("")
     parts.append(diceTable())
     for k in 0..<3 { parts += ["", diceTable(classIndex: k)] }
+    parts += ["", tableNotes]
     parts += ["", claimsText, ""]
     if !sanity.isEmpty { parts += ["Sanity checks (reported, never used to steer training):"] + sanity.map { "- " + $0 } + [""] }
     if !pretraining.isEmpty || simCLR != nil { parts += ["Pretraining:", pretrainingText, ""] }

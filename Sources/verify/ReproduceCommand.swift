@@ -186,6 +186,8 @@ enum ReproduceCommand: VerifyCommand {
     if !report.estimate.isEmpty && report.estimate.hasPrefix("partial") { say("(\(report.estimate))") }
     say(report.diceTable())
     say("")
+    say(report.tableNotes)
+    say("")
     say(report.claimsText)
     say("")
     if !report.sanity.isEmpty {

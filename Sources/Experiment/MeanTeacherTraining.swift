@@ -102,69 +102,37 @@ package func trainMeanTeacher<B: Backend>(
   let schedule = config.downstreamSchedule(trainingSlices: train.count)
   let rampUp = Double(BaselineSettings.rampUpSteps(schedule))
 
-  var best: (step: Int, loss: Double, values: [B.Scalar])
-  var curve: [CurvePoint]
-  var sinceBest = 0
-  var step = 0
-  // Checkpoint convention: arrays [student, teacher, the teacher's best values, Adam's first and
-  // second moments]; random streams [student's augmentation, teacher's]; samplers [labelled, unlabelled].
-  let saved: DownstreamCheckpoint<B.Scalar>? = checkpoint?.resumable(
-    schedule: schedule, valueCount: student.values.count, arrayCount: 5, label: label)
-  if let saved {
-    let h = saved.header
-    (student.values, teacher.values) = (saved.arrays[0], saved.arrays[1])
-    adam.restore(step: h.adamStep, firstMoment: saved.arrays[3], secondMoment: saved.arrays[4])
-    (studentRNG, teacherRNG) = (SplitMix64(seed: h.randomStates[0]), SplitMix64(seed: h.randomStates[1]))
-    h.samplers[0].restore(&sampler)
-    h.samplers[1].restore(&unlabelledSampler)
-    best = (h.bestStep, h.bestLoss, saved.arrays[2])
-    (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
-  } else {
-    best = (0, meanTeacherValidationLoss(teacher, validation: validation, batchSize: config.downstreamBatch), teacher.values)
-    curve = [CurvePoint(step: 0, loss: best.loss)]
-  }
-  let progress = ProgressPrinter(label, total: schedule.maxSteps)
-  var lastSave = Date()
-  while step < schedule.maxSteps && sinceBest < schedule.patience {
-    step += 1
-    // The original counts the ramp-up from 0 (`sigmoid_rampup(epoch, T)` from epoch 0).
-    let weight = consistencyWeight(at: Double(step - 1), rampUpLength: rampUp, maximum: BaselineSettings.consistencyMaximum)
-    let (loss, gradients) = meanTeacherLossAndGradients(
-      student: &student, teacher: &teacher, train: train, labelled: sampler.next(), unlabelledSet: unlabelled,
-      unlabelled: unlabelledSampler.next(), weight: weight, studentRNG: &studentRNG, teacherRNG: &teacherRNG)
-    adam.update(&student.values, gradients: gradients, backend: backend)
-    let decay = meanTeacherDecay(step: step)
-    for range in averaged {
-      backend.emaUpdate(teacher: &teacher.values, student: student.values, range: range, decay: decay)
-    }
-    if step % schedule.validationInterval == 0 || step == schedule.maxSteps {
-      let v = meanTeacherValidationLoss(teacher, validation: validation, batchSize: config.downstreamBatch)
-      curve.append(CurvePoint(step: step, loss: v))
-      if v < best.loss {
-        best = (step, v, teacher.values)
-        sinceBest = 0
-      } else {
-        sinceBest += 1
+  // Checkpoint convention: arrays [student, teacher, Adam's first and second moments]; random
+  // streams [student's augmentation, teacher's]; samplers [labelled, unlabelled].
+  return try downstreamLoop(
+    schedule: schedule, label: label, checkpoint: checkpoint, valueCount: student.values.count, stateArrays: 4,
+    capture: {
+      TrainerState(
+        arrays: [student.values, teacher.values, adam.firstMoment, adam.secondMoment],
+        randomStates: [studentRNG.state, teacherRNG.state], samplers: [.init(sampler), .init(unlabelledSampler)],
+        adamStep: adam.step)
+    },
+    restore: { state in
+      (student.values, teacher.values) = (state.arrays[0], state.arrays[1])
+      adam.restore(step: state.adamStep, firstMoment: state.arrays[2], secondMoment: state.arrays[3])
+      (studentRNG, teacherRNG) = (SplitMix64(seed: state.randomStates[0]), SplitMix64(seed: state.randomStates[1]))
+      state.samplers[0].restore(&sampler)
+      state.samplers[1].restore(&unlabelledSampler)
+    },
+    // The teacher is what is validated and kept.
+    validate: { meanTeacherValidationLoss(teacher, validation: validation, batchSize: config.downstreamBatch) },
+    kept: { teacher.values },
+    step: { step in
+      // The original counts the ramp-up from 0 (`sigmoid_rampup(epoch, T)` from epoch 0).
+      let weight = consistencyWeight(at: Double(step - 1), rampUpLength: rampUp, maximum: BaselineSettings.consistencyMaximum)
+      let (loss, gradients) = meanTeacherLossAndGradients(
+        student: &student, teacher: &teacher, train: train, labelled: sampler.next(), unlabelledSet: unlabelled,
+        unlabelled: unlabelledSampler.next(), weight: weight, studentRNG: &studentRNG, teacherRNG: &teacherRNG)
+      adam.update(&student.values, gradients: gradients, backend: backend)
+      let decay = meanTeacherDecay(step: step)
+      for range in averaged {
+        backend.emaUpdate(teacher: &teacher.values, student: student.values, range: range, decay: decay)
       }
-      if let checkpoint, checkpoint.due(step: step, lastSave: lastSave) {
-        let header = DownstreamCheckpoint<B.Scalar>.Header(
-          build: Build.fingerprint, scalarBytes: MemoryLayout<B.Scalar>.size, valueCount: student.values.count, arrayCount: 5,
-          schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
-          randomStates: [studentRNG.state, teacherRNG.state], samplers: [.init(sampler), .init(unlabelledSampler)],
-          adamStep: adam.step)
-        try checkpoint.save(DownstreamCheckpoint(
-          header: header, arrays: [student.values, teacher.values, best.values, adam.firstMoment, adam.secondMoment]))
-        lastSave = Date()
-      }
-    }
-    progress.update(
-      step, loss: loss.total,
-      extra: String(format: "dice %.4f, consistency %.5f × w %.4f; teacher best validation %.4f at step %d, %d/%d without a new best",
-        loss.dice, loss.consistency, loss.weight, best.loss, best.step, sinceBest, schedule.patience),
-      open: true)
-  }
-  progress.finish()
-  return DownstreamOutcome(
-    values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
-    schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
+      return (loss.total, String(format: "dice %.4f, consistency %.5f × w %.4f, teacher's ", loss.dice, loss.consistency, loss.weight))
+    })
 }

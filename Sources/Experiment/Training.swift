@@ -219,60 +219,27 @@ package func trainDownstream<B: Backend>(
     return total / Double(validation.count)
   }
 
-  var best: (step: Int, loss: Double, values: [B.Scalar])
-  var curve: [CurvePoint]
-  var sinceBest = 0
-  var step = 0
-  // Checkpoint convention: arrays [values, best values, Adam's first and second moments]; random
-  // streams [augmentation]; samplers [training batches].
-  let saved: DownstreamCheckpoint<B.Scalar>? = checkpoint?.resumable(
-    schedule: schedule, valueCount: net.values.count, arrayCount: 4, label: label)
-  if let saved {
-    let h = saved.header
-    net.values = saved.arrays[0]
-    adam.restore(step: h.adamStep, firstMoment: saved.arrays[2], secondMoment: saved.arrays[3])
-    rng = SplitMix64(seed: h.randomStates[0])
-    h.samplers[0].restore(&sampler)
-    best = (h.bestStep, h.bestLoss, saved.arrays[1])
-    (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
-  } else {
-    best = (0, validationLoss(&net), net.values)
-    curve = [CurvePoint(step: 0, loss: best.loss)]
-  }
-  let progress = ProgressPrinter(label, total: schedule.maxSteps)
-  var lastSave = Date()
-  while step < schedule.maxSteps && sinceBest < schedule.patience {
-    step += 1
-    let loss = downstreamStep(
-      &net, optimizer: &adam, probing: probing, train: train, indices: sampler.next(), rng: &rng, cachedFeatures: cachedTrain)
-    if step % schedule.validationInterval == 0 || step == schedule.maxSteps {
-      let v = validationLoss(&net)
-      curve.append(CurvePoint(step: step, loss: v))
-      if v < best.loss {
-        best = (step, v, net.values)
-        sinceBest = 0
-      } else {
-        sinceBest += 1
-      }
-      if let checkpoint, checkpoint.due(step: step, lastSave: lastSave) {
-        let header = DownstreamCheckpoint<B.Scalar>.Header(
-          build: Build.fingerprint, scalarBytes: MemoryLayout<B.Scalar>.size, valueCount: net.values.count, arrayCount: 4,
-          schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
-          randomStates: [rng.state], samplers: [.init(sampler)], adamStep: adam.step)
-        try checkpoint.save(DownstreamCheckpoint(header: header, arrays: [net.values, best.values, adam.firstMoment, adam.secondMoment]))
-        lastSave = Date()
-      }
-    }
-    progress.update(
-      step, loss: loss,
-      extra: String(format: "epoch %d, best validation %.4f at step %d, %d/%d without a new best", (step + schedule.stepsPerEpoch - 1) / schedule.stepsPerEpoch,
-        best.loss, best.step, sinceBest, schedule.patience),
-      open: true)
-  }
-  progress.finish()
-  return DownstreamOutcome(
-    values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
-    schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
+  // Checkpoint convention: arrays [values, Adam's first and second moments]; random streams
+  // [augmentation]; samplers [training batches].
+  return try downstreamLoop(
+    schedule: schedule, label: label, checkpoint: checkpoint, valueCount: net.values.count, stateArrays: 3,
+    capture: {
+      TrainerState(
+        arrays: [net.values, adam.firstMoment, adam.secondMoment], randomStates: [rng.state], samplers: [.init(sampler)],
+        adamStep: adam.step)
+    },
+    restore: { state in
+      net.values = state.arrays[0]
+      adam.restore(step: state.adamStep, firstMoment: state.arrays[1], secondMoment: state.arrays[2])
+      rng = SplitMix64(seed: state.randomStates[0])
+      state.samplers[0].restore(&sampler)
+    },
+    validate: { validationLoss(&net) }, kept: { net.values },
+    step: { _ in
+      let loss = downstreamStep(
+        &net, optimizer: &adam, probing: probing, train: train, indices: sampler.next(), rng: &rng, cachedFeatures: cachedTrain)
+      return (loss, "")
+    })
 }
 
 /// One training step of `trainDownstream` on the slices at `indices`: the loss and gradients of

@@ -1,0 +1,84 @@
+import Foundation
+import Reference
+
+/// What a downstream trainer carries from one step to the next besides the best values, the curve
+/// and the patience count: the state a checkpoint must hold for the run to resume to the same bits.
+/// Which array, stream and sampler is which is the trainer's convention.
+struct TrainerState<Scalar: BinaryFloatingPoint> {
+  /// Parameter-layout arrays: the parameters (with running statistics), Adam's moments, a teacher.
+  var arrays: [[Scalar]]
+  /// Random streams' states (`SplitMix64.state`).
+  var randomStates: [UInt64]
+  var samplers: [DownstreamCheckpoint<Scalar>.SamplerState]
+  var adamStep: Int
+}
+
+/// The schedule every downstream run shares (`trainDownstream`, `trainMeanTeacher`; docs/PROTOCOL.md
+/// section 4): steps until the cap or until `schedule.patience` validations without a new best; a
+/// validation every `schedule.validationInterval` steps and at the cap; the best-validation values
+/// kept; the validation curve from step 0; progress on standard error; with a `checkpoint` policy,
+/// a save at validations (at most once per interval) and, when a checkpoint of this build exists,
+/// a resumed run that ends with the same bits as an uninterrupted one.
+///
+/// The trainer supplies its step (given the step number, from 1; returns the loss and a note for
+/// the progress line), its validation loss, the values a new best keeps (`kept`, read only then),
+/// and the capture and restoration of its `TrainerState` of `stateArrays` arrays. A checkpoint
+/// holds those arrays and then the best values.
+func downstreamLoop<Scalar: BinaryFloatingPoint>(
+  schedule: DownstreamSchedule, label: String, checkpoint: CheckpointPolicy?, valueCount: Int, stateArrays: Int,
+  capture: () -> TrainerState<Scalar>, restore: (TrainerState<Scalar>) -> Void,
+  validate: () -> Double, kept: () -> [Scalar], step trainStep: (Int) -> (loss: Double, note: String)
+) throws -> DownstreamOutcome {
+  var best: (step: Int, loss: Double, values: [Scalar])
+  var curve: [CurvePoint]
+  var sinceBest = 0
+  var step = 0
+  let saved: DownstreamCheckpoint<Scalar>? = checkpoint?.resumable(
+    schedule: schedule, valueCount: valueCount, arrayCount: stateArrays + 1, label: label)
+  if let saved {
+    let h = saved.header
+    restore(TrainerState(
+      arrays: Array(saved.arrays.prefix(stateArrays)), randomStates: h.randomStates, samplers: h.samplers, adamStep: h.adamStep))
+    best = (h.bestStep, h.bestLoss, saved.arrays[stateArrays])
+    (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
+  } else {
+    best = (0, validate(), kept())
+    curve = [CurvePoint(step: 0, loss: best.loss)]
+  }
+  let progress = ProgressPrinter(label, total: schedule.maxSteps)
+  var lastSave = Date()
+  while step < schedule.maxSteps && sinceBest < schedule.patience {
+    step += 1
+    let (loss, note) = trainStep(step)
+    if step % schedule.validationInterval == 0 || step == schedule.maxSteps {
+      let v = validate()
+      curve.append(CurvePoint(step: step, loss: v))
+      if v < best.loss {
+        best = (step, v, kept())
+        sinceBest = 0
+      } else {
+        sinceBest += 1
+      }
+      if let checkpoint, checkpoint.due(step: step, lastSave: lastSave) {
+        let state = capture()
+        let header = DownstreamCheckpoint<Scalar>.Header(
+          build: Build.fingerprint, scalarBytes: MemoryLayout<Scalar>.size, valueCount: valueCount,
+          arrayCount: stateArrays + 1, schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step,
+          bestLoss: best.loss, curve: curve, randomStates: state.randomStates, samplers: state.samplers,
+          adamStep: state.adamStep)
+        try checkpoint.save(DownstreamCheckpoint(header: header, arrays: state.arrays + [best.values]))
+        lastSave = Date()
+      }
+    }
+    let epoch = (step + schedule.stepsPerEpoch - 1) / schedule.stepsPerEpoch
+    progress.update(
+      step, loss: loss,
+      extra: "epoch \(epoch), " + note
+        + String(format: "best validation %.4f at step %d, %d/%d without a new best", best.loss, best.step, sinceBest, schedule.patience),
+      open: true)
+  }
+  progress.finish()
+  return DownstreamOutcome(
+    values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
+    schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
+}

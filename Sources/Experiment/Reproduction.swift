@@ -250,50 +250,47 @@ public struct Reproduction {
   /// The best-validation weights of one pretraining objective (trained now or loaded).
   mutating func pretrained(_ objective: PretrainingObjective, initial: [Float]? = nil) throws -> [Float] {
     let stage = "pretrain-\(objective.rawValue)"
-    let url = store.weightsURL(stage)
-    if let outcome = try store.load(PretrainingOutcome.self, stage: stage) {
-      say("\(stage): finished earlier (best validation \(String(format: "%.4f", outcome.bestValidationLoss)) at step \(outcome.bestStep)), loading \(url.lastPathComponent)")
-      stageSeconds[stage] = outcome.seconds
-      return try WeightsFile.read(from: url, expecting: config.model)
+    return try pretrainingStage(
+      stage, PretrainingOutcome.self,
+      plan: "\(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate)"
+    ) { r in
+      let settings = PretrainingLoss(objective: objective, temperature: r.config.temperature, lambda: r.config.barlowLambda)
+      return Experiment.pretrain(
+        backend: r.backend, loss: settings, train: r.data.pretrainingTrain, validation: r.data.pretrainingValidation,
+        config: r.config, seed: r.seed("init"), label: stage, initial: initial)
     }
-    return try store.withClaim(stage) {
-      if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
-      return try runPretraining(objective, initial: initial, stage: stage, url: url)
-    }
-  }
-
-  /// Trains one pretraining stage and stores its weights and outcome.
-  mutating func runPretraining(_ objective: PretrainingObjective, initial: [Float]?, stage: String, url: URL) throws -> [Float] {
-    say("\(stage): \(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate)")
-    let settings = PretrainingLoss(objective: objective, temperature: config.temperature, lambda: config.barlowLambda)
-    let (values, outcome) = Experiment.pretrain(
-      backend: backend, loss: settings, train: data.pretrainingTrain, validation: data.pretrainingValidation,
-      config: config, seed: seed("init"), label: stage, initial: initial)
-    try WeightsFile.write(values: values, config: config.model, to: url)
-    try store.save(outcome, stage: stage)
-    stageSeconds[stage] = outcome.seconds
-    say(String(format: "%@: best validation %.4f at step %d of %d; validation loss changed by %+.2f%% over the last quarter", stage,
-      outcome.bestValidationLoss, outcome.bestStep, outcome.steps, (outcome.relativeChangeLastQuarter ?? .nan) * 100))
-    tracker.finishedPretraining()
-    return values
   }
 
   /// The SimCLR-pretrained backbone (trained now or loaded), from the random backbone every method
   /// starts from.
   mutating func simCLRPretrained(_ random: [Float]) throws -> [Float] {
     let stage = Reproduction.simCLRStage
+    return try pretrainingStage(
+      stage, SimCLROutcome.self,
+      plan: "\(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate), tau \(BaselineSettings.simCLRTemperature)"
+    ) { r in
+      pretrainSimCLR(
+        backend: r.backend, initial: random, train: r.data.pretrainingTrain, validation: r.data.pretrainingValidation,
+        config: r.config, seed: r.seed(stage), label: stage)
+    }
+  }
+
+  /// A pretraining stage's best-validation weights: loaded when the stage has finished, else
+  /// trained by `train` (under the stage's claim) and stored with its outcome. `plan` describes the
+  /// schedule in the log.
+  mutating func pretrainingStage<Outcome: PretrainingSummary>(
+    _ stage: String, _: Outcome.Type, plan: String, train: (Reproduction) -> (values: [Float], outcome: Outcome)
+  ) throws -> [Float] {
     let url = store.weightsURL(stage)
-    if let outcome = try store.load(SimCLROutcome.self, stage: stage) {
+    if let outcome = try store.load(Outcome.self, stage: stage) {
       say("\(stage): finished earlier (best validation \(String(format: "%.4f", outcome.bestValidationLoss)) at step \(outcome.bestStep)), loading \(url.lastPathComponent)")
       stageSeconds[stage] = outcome.seconds
       return try WeightsFile.read(from: url, expecting: config.model)
     }
     return try store.withClaim(stage) {
       if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
-      say("\(stage): \(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate), tau \(BaselineSettings.simCLRTemperature)")
-      let (values, outcome) = pretrainSimCLR(
-        backend: backend, initial: random, train: data.pretrainingTrain, validation: data.pretrainingValidation, config: config,
-        seed: seed(stage), label: stage)
+      say("\(stage): \(plan)")
+      let (values, outcome) = train(self)
       try WeightsFile.write(values: values, config: config.model, to: url)
       try store.save(outcome, stage: stage)
       stageSeconds[stage] = outcome.seconds

@@ -48,7 +48,7 @@ public enum BaselineSettings {
 
 /// What the SimCLR pretraining stage leaves besides its weights (the counterpart of
 /// `PretrainingOutcome`).
-public struct SimCLROutcome: Codable, Sendable {
+public struct SimCLROutcome: Codable, Sendable, PretrainingSummary {
   public var steps: Int
   public var bestStep: Int
   public var bestValidationLoss: Double

@@ -34,8 +34,18 @@ public struct CurvePoint: Codable, Hashable, Sendable {
   }
 }
 
+/// What every pretraining stage's outcome records (Pix2Rep's `PretrainingOutcome`, `SimCLROutcome`),
+/// as the run's log and stage bookkeeping read it.
+protocol PretrainingSummary: Codable {
+  var steps: Int { get }
+  var bestStep: Int { get }
+  var bestValidationLoss: Double { get }
+  var seconds: Double { get }
+  var relativeChangeLastQuarter: Double? { get }
+}
+
 /// What a pretraining stage leaves besides its weights.
-public struct PretrainingOutcome: Codable, Sendable {
+public struct PretrainingOutcome: Codable, Sendable, PretrainingSummary {
   public var objective: PretrainingObjective
   public var steps: Int
   public var bestStep: Int

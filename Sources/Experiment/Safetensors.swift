@@ -140,6 +140,18 @@ public enum Safetensors {
     }
   }
 
+  /// An `--init` backbone: the file's tensors, checked now against `model` (so a bad file fails
+  /// before any data are loaded), its name, and its identity for the run folder (name and the
+  /// FNV-1a of its tensors' bytes in name order).
+  public static func initialBackbone(at url: URL, model: ModelConfig) throws -> (entries: [SafetensorsEntry], file: String, identity: String) {
+    let file = try read(from: url)
+    let layout = ParameterLayout(config: model)
+    var check = [Float](repeating: 0, count: layout.count)
+    try loadBackbone(file.entries, file: url.lastPathComponent, into: &check, layout: layout)
+    let bytes = file.entries.sorted { $0.name < $1.name }.flatMap(\.bytes)
+    return (file.entries, url.lastPathComponent, "\(url.lastPathComponent), FNV-1a \(String(FNV1a.hash(bytes), radix: 16))")
+  }
+
   /// The backbone sizes of an official U-Net state dict (input channels, widths, D), with the other
   /// fields of `base` (image size, heads) kept.
   public static func inferModel(_ entries: [SafetensorsEntry], file: String, base: ModelConfig) throws -> ModelConfig {

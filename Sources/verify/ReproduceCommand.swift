@@ -109,16 +109,8 @@ enum ReproduceCommand: VerifyCommand {
       ?? cwd.appendingPathComponent("runs/\(presetName)-seed\(seed)")
 
     // The --init backbone is checked before the data are loaded, so a bad file fails at once.
-    var initial: (entries: [SafetensorsEntry], file: String)? = nil
-    var initialIdentity: String? = nil
-    if let path = options.string("init") {
-      let url = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
-      let file = try Safetensors.read(from: url)
-      var check = [Float](repeating: 0, count: ParameterLayout(config: config.model).count)
-      try Safetensors.loadBackbone(file.entries, file: url.lastPathComponent, into: &check, layout: ParameterLayout(config: config.model))
-      initial = (file.entries, url.lastPathComponent)
-      let bytes = file.entries.sorted { $0.name < $1.name }.flatMap(\.bytes)
-      initialIdentity = "\(url.lastPathComponent), FNV-1a \(String(FNV1a.hash(bytes), radix: 16))"
+    let initial = try options.string("init").map {
+      try Safetensors.initialBackbone(at: URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL, model: config.model)
     }
     let data: any ExperimentData
     if let path = options.string("data") {
@@ -127,10 +119,7 @@ enum ReproduceCommand: VerifyCommand {
     } else {
       let cache = cwd.appendingPathComponent(".cache")
       let root = try DatasetSplits.ensurePhantom(cache: cache, config: config)
-      data = try DatasetSplits.load(
-        root: root,
-        source: DatasetSplits.phantomSource(config),
-        config: config)
+      data = try DatasetSplits.load(root: root, source: DatasetSplits.phantomSource(config), config: config)
     }
 
     say("verify reproduce: preset \(presetName), seed \(seed), \(workers) worker(s), run folder \(runDirectory.path)")
@@ -145,11 +134,11 @@ enum ReproduceCommand: VerifyCommand {
       return
     }
     let store = RunStore(directory: runDirectory)
-    try store.open(configuration: RunIdentity(config: config, data: data.source, initial: initialIdentity), fresh: options.flag("fresh"))
+    try store.open(configuration: RunIdentity(config: config, data: data.source, initial: initial?.identity), fresh: options.flag("fresh"))
     try Console.shared.openLog(runDirectory.appendingPathComponent("log.txt"))
     say("verify reproduce started \(Date()) (log: \(runDirectory.path)/log.txt)")
     var reproduction = Reproduction(config: config, data: data, store: store, workers: workers)
-    reproduction.initialBackbone = initial
+    reproduction.initialBackbone = initial.map { ($0.entries, $0.file) }
     reproduction.savePredictions = options.flag("save-predictions")
     if let stage = options.string("stage") {
       try reproduction.computeStage(named: stage)

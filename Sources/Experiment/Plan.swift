@@ -6,7 +6,7 @@ import Reference
 /// steps each run can take. Runs stop early (patience), so a run's length is known only as a range
 /// (from stopping at the first chance to the epoch cap) until it has run; the estimate assumes
 /// `assumedSteps` and is corrected by the runs as they finish.
-struct Plan {
+package struct Plan {
   /// One downstream run to train.
   struct Run {
     var method: Method
@@ -31,14 +31,23 @@ struct Plan {
     var meanTeacher: Double
   }
 
-  /// The steps a run is assumed to take before any has finished: its best at half its epoch cap,
-  /// then `patience` validations more. Measured on the cpu preset (2026-11-30): at one patient,
-  /// where the validation slices come from the training patient, 26 of 30 runs were still
-  /// improving at the cap (400 steps), and a budget-100 baseline at lr 5e-5 still improved after
-  /// 17 epochs; an early best (validation 4) underestimated the run by half.
-  func assumedSteps(_ run: Run) -> Int {
-    steps(run, best: run.schedule.maxSteps / run.schedule.validationInterval / 2)
+  /// The step of a run's best validation that the estimate assumes, before any run has finished:
+  /// runs take about this many steps to converge whatever the budget, and a run stops `patience`
+  /// validations after its best or at its cap. Measured on the cpu preset (2026-11-30): the
+  /// 100-patient baseline's best at steps 1998 and 2109 (lr 1e-3, 4.7e-4; 2664 and 2775 steps in
+  /// all); at one and two patients 44 of 55 runs went on to their cap of 400 or 600 steps, 43 of
+  /// them with their best within the last 3 validations (the first cpu run). The earlier assumption, the best at half the epoch
+  /// cap, put the 100-patient runs at 11,766 steps, four times what they took.
+  package static let assumedBestStep = 2000
+
+  /// The steps a run of schedule `s` is assumed to take: its best at the first validation from
+  /// `assumedBestStep` on, then `patience` validations more, within its cap.
+  package static func assumedSteps(_ s: DownstreamSchedule) -> Int {
+    let best = (assumedBestStep + s.validationInterval - 1) / s.validationInterval
+    return min(s.maxSteps, validations(s, best: best) * s.validationInterval)
   }
+
+  func assumedSteps(_ run: Run) -> Int { Plan.assumedSteps(run.schedule) }
 
   var runs: [Run]
   var pretrainingSteps: Int
@@ -97,7 +106,7 @@ struct Plan {
         \(runs.count) downstream runs (\(lp) linear probes, \(runs.count - lp) fine-tuning or baseline, \
       \(runs.filter(\.searchOnly).count) of them the baseline's rate search): at least \(formatDuration(d.least)) \
       (every run stops at its first chance), at most \(formatDuration(d.most)) (every run to its cap); \
-      \(formatDuration(d.assumed)) if runs find their best at half their epoch cap.
+      \(formatDuration(d.assumed)) if runs find their best near step \(Plan.assumedBestStep) (as measured at budgets 1, 2 and 100).
         total: about \(formatDuration(assumedSeconds)) (between \(formatDuration(pretrainingSeconds + d.least)) and \
       \(formatDuration(pretrainingSeconds + d.most))), not counting stages already finished in the run folder.
       """

@@ -104,16 +104,10 @@ public struct Report: Codable, Sendable {
 
   /// The pretraining stages: best step and how flat the validation loss was at the end.
   public var pretrainingText: String {
-    pretraining.map { p in
-      let change = p.relativeChangeLastQuarter.map { String(format: "%+.2f%%", $0 * 100) } ?? "missing"
-      return String(format: "- %@: %d steps, best validation loss %.4f at step %d; relative change of the validation loss over the last quarter: %@",
-        p.objective.rawValue, p.steps, p.bestValidationLoss, p.bestStep, change)
-    }.joined(separator: "\n") + (simCLR.map { p in
-      let change = p.relativeChangeLastQuarter.map { String(format: "%+.2f%%", $0 * 100) } ?? "missing"
-      return (pretraining.isEmpty ? "" : "\n") + String(
-        format: "- SimCLR (tau %g, projection %@): %d steps, best validation loss %.4f at step %d; relative change of the validation loss over the last quarter: %@",
-        p.temperature, p.projection.map(String.init).joined(separator: "-"), p.steps, p.bestValidationLoss, p.bestStep, change)
-    } ?? "")
+    (pretraining.map { $0.reportLine($0.objective.rawValue) }
+      + (simCLR.map { p in
+        [p.reportLine("SimCLR (tau \(p.temperature), projection \(p.projection.map(String.init).joined(separator: "-")))")]
+      } ?? [])).joined(separator: "\n")
   }
 
   public var claimsText: String {

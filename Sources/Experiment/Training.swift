@@ -36,12 +36,37 @@ public struct CurvePoint: Codable, Hashable, Sendable {
 
 /// What every pretraining stage's outcome records (Pix2Rep's `PretrainingOutcome`, `SimCLROutcome`),
 /// as the run's log and stage bookkeeping read it.
-protocol PretrainingSummary: Codable {
+package protocol PretrainingSummary: Codable {
   var steps: Int { get }
   var bestStep: Int { get }
   var bestValidationLoss: Double { get }
   var seconds: Double { get }
   var relativeChangeLastQuarter: Double? { get }
+  var validation: [CurvePoint] { get }
+}
+
+extension PretrainingSummary {
+  /// The relative change over the last quarter had pretraining stopped at a quarter, a half and
+  /// three quarters of its steps (where a validation falls there): the first steps of a run do not
+  /// depend on its length, so one long run shows whether a shorter one would have flattened.
+  package var changesAtShorterLengths: [(steps: Int, change: Double)] {
+    [1, 2, 3].compactMap { quarter in
+      let length = steps * quarter / 4
+      let prefix = validation.filter { $0.step <= length }
+      guard prefix.last?.step == length,
+        let change = PretrainingOutcome.relativeChangeLastQuarter(prefix, steps: length)
+      else { return nil }
+      return (length, change)
+    }
+  }
+
+  /// The report's line: length, best validation, the last quarter's change and the shorter lengths'.
+  package func reportLine(_ name: String) -> String {
+    let change = relativeChangeLastQuarter.map { String(format: "%+.2f%%", $0 * 100) } ?? "missing"
+    let shorter = changesAtShorterLengths.map { String(format: "%+.2f%% at %d", $0.change * 100, $0.steps) }
+    return String(format: "- %@: %d steps, best validation loss %.4f at step %d; relative change of the validation loss over the last quarter: ", name, steps, bestValidationLoss, bestStep)
+      + change + (shorter.isEmpty ? "" : " (had it stopped earlier: " + shorter.joined(separator: ", ") + " steps)")
+  }
 }
 
 /// What a pretraining stage leaves besides its weights.
@@ -57,6 +82,15 @@ public struct PretrainingOutcome: Codable, Sendable, PretrainingSummary {
   /// (last - at 3/4) / |at 3/4|, from the validation nearest to three quarters of the steps (nil
   /// in run folders from before it was recorded). Near 0: the loss has flattened.
   public var relativeChangeLastQuarter: Double?
+
+  package init(
+    objective: PretrainingObjective, steps: Int, bestStep: Int, bestValidationLoss: Double, training: [CurvePoint],
+    validation: [CurvePoint], seconds: Double, relativeChangeLastQuarter: Double?
+  ) {
+    (self.objective, self.steps, self.bestStep, self.bestValidationLoss) = (objective, steps, bestStep, bestValidationLoss)
+    (self.training, self.validation, self.seconds) = (training, validation, seconds)
+    self.relativeChangeLastQuarter = relativeChangeLastQuarter
+  }
 
   /// `relativeChangeLastQuarter` of a validation curve over `steps` steps.
   public static func relativeChangeLastQuarter(_ curve: [CurvePoint], steps: Int) -> Double? {

@@ -9,7 +9,7 @@ enum Jobs {
   /// The options a child must repeat so that it sees the same plan and data.
   static func childArguments(_ options: Options, runDirectory: URL, workers: Int) -> [String] {
     var arguments = ["reproduce", "--run", runDirectory.path, "--workers", "\(workers)"]
-    for name in ["data", "preset", "seed", "init", "max-epochs"] {
+    for name in ["data", "preset", "seed", "init", "max-epochs", "pretraining-steps"] {
       if let value = options.string(name) { arguments += ["--\(name)", value] }
     }
     if options.flag("lp-cached-features") { arguments.append("--lp-cached-features") }

@@ -15,13 +15,13 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("init", value: true), OptionSpec("save-predictions", value: false),
     OptionSpec("lp-cached-features", value: false), OptionSpec("list-stages", value: false),
     OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("partial", value: false),
-    OptionSpec("max-epochs", value: true),
+    OptionSpec("max-epochs", value: true), OptionSpec("pretraining-steps", value: true),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
                             [--lp-cached-features] [--list-stages] [--stage NAME] [--jobs N]
-                            [--partial] [--max-epochs N]
+                            [--partial] [--max-epochs N] [--pretraining-steps N]
 
     Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
@@ -50,6 +50,10 @@ enum ReproduceCommand: VerifyCommand {
                      official code). At one or two patients the cap is 400 or 600 steps and most runs
                      reach it with the validation loss still falling (results.md gives its change
                      over each run's last quarter); a larger cap tests whether that matters.
+                     Recorded in the run folder's identity.
+      --pretraining-steps N  the length of every pretraining (default: the preset's; its
+                     validation interval stays). A long one's validation curve shows every
+                     shorter length's: the first steps of a run do not depend on its length.
                      Recorded in the run folder's identity.
       --lp-cached-features  linear probing on cached features of un-augmented slices (faster;
                      a deviation from the protocol, which augments them; recorded in the run).
@@ -85,6 +89,7 @@ enum ReproduceCommand: VerifyCommand {
     var (presetName, config) = try options.experimentPreset(seed: seed)
     config.linearProbeCachedFeatures = options.flag("lp-cached-features")
     config.maxEpochs = try options.int("max-epochs", default: config.maxEpochs, range: 1...100_000)
+    config.pretrainingSteps = try options.int("pretraining-steps", default: config.pretrainingSteps, range: 1...10_000_000)
     let workers = try options.workers()
     // Two stage processes of one worker each trained 22-28% more steps per second than one process
     // of two workers on the 2-core development machine (verify profile --steps-only, cpu preset,

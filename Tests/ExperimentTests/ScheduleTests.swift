@@ -5,6 +5,19 @@ import Testing
 
 /// The downstream schedule (validation interval, patience, cap) and the pretraining flatness figure.
 @Suite struct ScheduleTests {
+  @Test("the estimate assumes a run's best near step 2000, then patience, within the cap")
+  func assumedSteps() {
+    let config = ExperimentConfig.cpu(seed: 1)
+    // One patient: the cap (400 steps) comes first.
+    #expect(Plan.assumedSteps(config.downstreamSchedule(trainingSlices: 18)) == 400)
+    // 100 patients, 1776 slices: epochs of 111 steps; best at validation 19 (step 2109), 6 more.
+    let hundred = config.downstreamSchedule(trainingSlices: 1776)
+    #expect(hundred.validationInterval == 111)
+    #expect(Plan.assumedSteps(hundred) == 25 * 111)
+    // An interval that divides 2000: best at step 2000 exactly, then 6 validations of 20 steps.
+    #expect(Plan.assumedSteps(DownstreamSchedule(stepsPerEpoch: 20, validationInterval: 20, maxSteps: 10_000, patience: 6)) == 2120)
+  }
+
   @Test("an epoch is ceil(slices / batch) steps; validation every epoch or 20 steps, whichever is longer")
   func scheduleArithmetic() {
     let config = ExperimentConfig.cpu(seed: 1)
@@ -21,6 +34,23 @@ import Testing
     let change = PretrainingOutcome.relativeChangeLastQuarter(curve, steps: 400)
     #expect(change.map { abs($0 - (5.5 - 6) / 6) < 1e-12 } == true, "\(String(describing: change))")
     #expect(PretrainingOutcome.relativeChangeLastQuarter([CurvePoint(step: 400, loss: 1)], steps: 400) == nil)
+  }
+
+  @Test("one long pretraining gives the last-quarter change of the shorter lengths (a quarter, a half, three quarters)")
+  func changesAtShorterLengths() {
+    let losses = [9.0, 8.0, 7.0, 6.5, 6.0, 5.9, 5.8, 5.79]
+    let outcome = PretrainingOutcome(
+      objective: .barlowTwins, steps: 800, bestStep: 800, bestValidationLoss: 5.79, training: [],
+      validation: losses.enumerated().map { CurvePoint(step: 100 * ($0.offset + 1), loss: $0.element) }, seconds: 1,
+      relativeChangeLastQuarter: nil)
+    let shorter = outcome.changesAtShorterLengths
+    // 200 steps: 8 against step 100's 9 (the validation nearest 150); 400 steps: 6.5 against
+    // step 300's 7; 600 steps: 5.9 against step 400's 6.5 (400 and 500 are equally near 450: the
+    // first wins).
+    #expect(shorter.map { $0.steps } == [200, 400, 600])
+    let expected = [(8.0 - 9) / 9, (6.5 - 7) / 7, (5.9 - 6.5) / 6.5]
+    #expect(zip(shorter.map { $0.change }, expected).allSatisfy { abs($0 - $1) < 1e-12 }, "\(shorter)")
+    #expect(outcome.reportLine("barlowTwins").contains("had it stopped earlier: -11.11% at 200, -7.14% at 400, -9.23% at 600 steps"))
   }
 
   @Test("a downstream run's last-quarter change compares its best validation with its best up to 3/4 of the steps")

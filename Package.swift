@@ -47,6 +47,9 @@ let package = Package(
     .target(name: "Dataset", dependencies: ["Reference", "CZlib"]),
     .target(name: "Experiment", dependencies: ["Reference", "Optimized", "Dataset"]),
     .target(name: "TestSupport", dependencies: ["Reference"]),
+    // Every kernel once (inputs, calls on any backend, outputs, tolerance, operation count), run by
+    // RegressionTests on small shapes.
+    .target(name: "KernelCatalog", dependencies: ["Reference", "TestSupport"], swiftSettings: crossModule),
     .target(name: "Profiling", dependencies: ["Reference", "Optimized", "Experiment", "TestSupport"]),
     .target(name: "TestExpectations", dependencies: ["Dataset", "TestSupport"]),
 
@@ -59,7 +62,7 @@ let package = Package(
     .testTarget(name: "EquivarianceTests", dependencies: ["Reference", "Dataset", "TestSupport", "TestExpectations"]),
     .testTarget(
       name: "RegressionTests",
-      dependencies: ["Reference", "Optimized", "Experiment", "TestSupport"]),
+      dependencies: ["Reference", "Optimized", "Experiment", "TestSupport", "KernelCatalog"]),
     .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Reference", "TestSupport"]),
     .testTarget(
       name: "DataTests", dependencies: ["Dataset", "Reference", "TestSupport", "TestExpectations"]),

@@ -1,4 +1,5 @@
 import Foundation
+import KernelCatalog
 import Optimized
 import Reference
 import Testing

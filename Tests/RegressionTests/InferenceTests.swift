@@ -1,4 +1,5 @@
 import Experiment
+import KernelCatalog
 import Optimized
 import Reference
 import Testing

@@ -1,3 +1,4 @@
+import KernelCatalog
 import Optimized
 import Reference
 import Testing
@@ -11,11 +12,12 @@ import TestSupport
 // MARK: - The kernels
 
 /// The 3x3 convolution with its forward, input gradient and weight gradient forced to one
-/// algorithm on the optimized backend (the reference backend runs its only one). Cases: the
-/// convolution sweep, plus 1x1, 2x2 and odd planes (tiles cut by the border), 16 and 32 wide (runs
-/// of 8 tiles per tile row: the vector loads and stores), 8 wide (runs of 4; 2x8 at batch 3 ends
-/// on half a group), and batches whose panels of 24 tiles straddle images.
-struct Conv3x3AlgorithmKernel: RegressionKernel {
+/// algorithm on the optimized backend (the reference backend runs its only one, through the
+/// catalogue's `Conv3x3Kernel`, which draws the same inputs). Cases: the convolution sweep, plus
+/// 1x1, 2x2 and odd planes (tiles cut by the border), 16 and 32 wide (runs of 8 tiles per tile
+/// row: the vector loads and stores), 8 wide (runs of 4; 2x8 at batch 3 ends on half a group),
+/// and batches whose panels of 24 tiles straddle images.
+struct Conv3x3AlgorithmKernel: CatalogKernel {
   let algorithm: Conv3x3Algorithm
   /// The weight gradient's algorithm; nil: `Conv3x3Algorithm.weightGradientChoice` at the shape.
   var weightAlgorithm: Conv3x3Algorithm? = nil
@@ -27,26 +29,27 @@ struct Conv3x3AlgorithmKernel: RegressionKernel {
     KernelShape(3, 6, 8, 8, other: 10), KernelShape(2, 12, 15, 16, other: 9), KernelShape(3, 5, 2, 8, other: 6),
   ]
 
-  func run<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> [LabeledOutput] {
-    let x = tensor(s.shape, inputs.normal(s.shape.count), for: b)
-    let w = scalars(inputs.normal(s.other * s.c * 9, scale: 1 / (9 * Double(s.c)).squareRoot()), for: b)
-    let dyValues = inputs.normal(s.n * s.other * s.h * s.w)
-    if let optimized = b as? OptimizedBackend {
-      let xf = tensor(s.shape, doubles(x.data), for: optimized)
-      let wf = scalars(doubles(w), for: optimized)
-      let y = Optimized.conv3x3Forward(
-        input: xf, weight: wf, outputChannels: s.other, workers: optimized.workers, algorithm: algorithm)
-      let dy = tensor(y.shape, dyValues, for: optimized)
-      let grads = Optimized.conv3x3Backward(
-        input: xf, weight: wf, gradOutput: dy, workers: optimized.workers, algorithm: algorithm,
-        weightAlgorithm: weightAlgorithm
-          ?? .weightGradientChoice(height: s.h, width: s.w, inputChannels: s.c, outputChannels: s.other))
-      return [output("forward", y), output("gradInput", grads.gradInput), output("gradWeight", grads.gradWeight)]
-    }
-    let y = b.conv3x3Forward(input: x, weight: w, outputChannels: s.other)
-    let dy = tensor(y.shape, dyValues, for: b)
-    let grads = b.conv3x3Backward(input: x, weight: w, gradOutput: dy)
-    return [output("forward", y), output("gradInput", grads.gradInput), output("gradWeight", grads.gradWeight)]
+  func prepare<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> PreparedKernel {
+    guard let optimized = b as? OptimizedBackend else { return Conv3x3Kernel().prepare(b, s, &inputs) }
+    let x = tensor(s.shape, inputs.normal(s.shape.count), for: optimized)
+    let w = scalars(inputs.normal(s.other * s.c * 9, scale: 1 / (9 * Double(s.c)).squareRoot()), for: optimized)
+    let dy = tensor(Shape(s.n, s.other, s.h, s.w), inputs.normal(s.n * s.other * s.h * s.w), for: optimized)
+    let (algorithm, weightAlgorithm) = (
+      algorithm,
+      weightAlgorithm ?? .weightGradientChoice(height: s.h, width: s.w, inputChannels: s.c, outputChannels: s.other)
+    )
+    return PreparedKernel(
+      forward: {
+        let y = Optimized.conv3x3Forward(
+          input: x, weight: w, outputChannels: s.other, workers: optimized.workers, algorithm: algorithm)
+        return [KernelOutput("forward", y)]
+      },
+      backward: {
+        let grads = Optimized.conv3x3Backward(
+          input: x, weight: w, gradOutput: dy, workers: optimized.workers, algorithm: algorithm,
+          weightAlgorithm: weightAlgorithm)
+        return [KernelOutput("gradInput", grads.gradInput), KernelOutput("gradWeight", grads.gradWeight)]
+      })
   }
 }
 

@@ -1,4 +1,3 @@
-import Optimized
 import Reference
 import TestSupport
 
@@ -9,15 +8,17 @@ import TestSupport
 /// 1.3, so taps reach 5 pixels, past the 3- and 5-pixel sides, gamma, bias field, inversion);
 /// variant 1: the protocol's own draws (`sampleIntensityParameters`), so some samples skip some
 /// transforms. Widths below, at and past the 8-lane blocks.
-struct IntensityAugmentationKernel: RegressionKernel {
-  let name = "intensityAugmentation"
-  let tolerance = Tolerance.float32Kernel
-  let cases = [
+package struct IntensityAugmentationKernel: CatalogKernel {
+  package let name = "intensityAugmentation"
+  package let tolerance = Tolerance.float32Kernel
+  package let cases = [
     KernelShape(1, 1, 9, 13), KernelShape(3, 1, 5, 3), KernelShape(2, 2, 3, 16, variant: 0),
     KernelShape(4, 1, 17, 9), KernelShape(3, 1, 8, 24, variant: 1), KernelShape(16, 1, 32, 32, variant: 1),
   ]
 
-  func run<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> [LabeledOutput] {
+  package init() {}
+
+  package func prepare<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> PreparedKernel {
     let images = tensor(s.shape, inputs.uniform(s.shape.count, -0.5, 1.5), for: b)
     let parameters = (0..<s.n).map { n -> IntensityParameters in
       if s.variant == 1 { return sampleIntensityParameters(rng: &inputs.rng) }
@@ -29,6 +30,8 @@ struct IntensityAugmentationKernel: RegressionKernel {
         biasCoefficients: (0..<biasFieldTermCount).map { _ in inputs.rng.uniform(-p.maxBiasCoefficient, p.maxBiasCoefficient) },
         invert: n % 2 == 0)
     }
-    return [output("augmented", b.augmentIntensity(batch: images, parameters: parameters))]
+    return PreparedKernel(forward: {
+      [KernelOutput("augmented", b.augmentIntensity(batch: images, parameters: parameters))]
+    })
   }
 }

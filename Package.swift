@@ -48,21 +48,22 @@ let package = Package(
     .target(name: "Experiment", dependencies: ["Reference", "Optimized", "Dataset"]),
     .target(name: "TestSupport", dependencies: ["Reference"]),
     // Every kernel once (inputs, calls on any backend, outputs, tolerance, operation count), run by
-    // RegressionTests on small shapes.
+    // RegressionTests on small shapes and by `verify profile` at a preset's.
     .target(name: "KernelCatalog", dependencies: ["Reference", "TestSupport"], swiftSettings: crossModule),
-    .target(name: "Profiling", dependencies: ["Reference", "Optimized", "Experiment", "TestSupport"]),
+    .target(
+      name: "Profiling", dependencies: ["Reference", "Optimized", "Experiment", "TestSupport", "KernelCatalog"]),
     .target(name: "TestExpectations", dependencies: ["Dataset", "TestSupport"]),
 
     // MARK: Command line
     .executableTarget(
-      name: "verify", dependencies: ["Reference", "Optimized", "Dataset", "Experiment", "Profiling"]),
+      name: "verify", dependencies: ["Reference", "Optimized", "Dataset", "Experiment", "Profiling", "TestSupport"]),
 
     // MARK: Tests
     .testTarget(name: "GradientTests", dependencies: ["Reference", "TestSupport", "TestExpectations"]),
     .testTarget(name: "EquivarianceTests", dependencies: ["Reference", "Dataset", "TestSupport", "TestExpectations"]),
     .testTarget(
       name: "RegressionTests",
-      dependencies: ["Reference", "Optimized", "Experiment", "TestSupport", "KernelCatalog"]),
+      dependencies: ["Reference", "Optimized", "Experiment", "TestSupport", "KernelCatalog", "Profiling"]),
     .testTarget(name: "ExperimentTests", dependencies: ["Experiment", "Reference", "TestSupport"]),
     .testTarget(
       name: "DataTests", dependencies: ["Dataset", "Reference", "TestSupport", "TestExpectations"]),

@@ -1,14 +1,12 @@
-import Dispatch
 import Foundation
-import Optimized
+import KernelCatalog
 import Reference
-import TestSupport
 
 // MARK: - The preset's layers
 
 extension ProfileProbe {
   /// Every kernel of one pretraining step (and the segmentation loss) at the preset's shapes.
-  static func all(config: ModelConfig) -> [ProfileProbe] {
+  package static func all(config: ModelConfig) -> [ProfileProbe] {
     let n = batch
     let size = config.imageSize
     let w = config.widths
@@ -25,102 +23,102 @@ extension ProfileProbe {
     }
     for (layer, cin, cout, s) in convs {
       for (index, (a, c)) in [(cin, cout), (cout, cout)].enumerated() {
-        let macs = Double(n * a * c * 9 * s * s)
         let label = "\(layer).\(index * 3) \(a)->\(c)"
-        probes.append(ProfileProbe(Conv3x3Probe(cin: a, cout: c, size: s, backward: false), name: "conv3x3 fwd \(label)", shape: shape(a, s), batch: n, flops: 2 * macs))
-        probes.append(ProfileProbe(Conv3x3Probe(cin: a, cout: c, size: s, backward: true), name: "conv3x3 bwd \(label)", shape: shape(a, s), batch: n, flops: 4 * macs))
+        for pass in [KernelPass.forward, .backward] {
+          probes.append(ProfileProbe(
+            Conv3x3Kernel(), pass, KernelShape(n, a, s, s, other: c), name: "conv3x3 \(passName(pass)) \(label)",
+            shape: shape(a, s)))
+        }
       }
     }
     // Transposed convolutions of the Up blocks.
     for k in 1...depth {
       let input = w[depth - k + 1], s = size >> (depth - k + 1)
-      let macs = Double(n * input * (input / 2) * 4 * s * s)
-      for backward in [false, true] {
+      for pass in [KernelPass.forward, .backward] {
         probes.append(ProfileProbe(
-          ConvTransposeProbe(cin: input, cout: input / 2, size: s, backward: backward),
-          name: "convT2x2 \(backward ? "bwd" : "fwd") up\(k)", shape: shape(input, s), batch: n, flops: (backward ? 4 : 2) * macs))
+          ConvTranspose2x2Kernel(), pass, KernelShape(n, input, s, s, other: input / 2),
+          name: "convT2x2 \(passName(pass)) up\(k)", shape: shape(input, s)))
       }
     }
     // 1x1 convolutions: projection head and segmentation head. The projection head's last layer
-    // runs on the sampled rows only (see `pretrainingLoss`).
+    // runs on the sampled rows only (see `pretrainingLoss`), as one (1, hidden, 1, M) image.
     let rows = InfoNCEConstants.sampledPositions
-    for backward in [false, true] {
-      let macs = Double(rows * config.projectionHidden * config.projectionOutput)
+    for pass in [KernelPass.forward, .backward] {
       probes.append(ProfileProbe(
-        RowsConv1x1Probe(cin: config.projectionHidden, cout: config.projectionOutput, rows: rows, backward: backward),
-        name: "conv1x1 \(backward ? "bwd" : "fwd") proj net.3", shape: "(1, \(config.projectionHidden), 1, \(rows))", batch: 1,
-        flops: (backward ? 4 : 2) * macs))
+        Conv1x1Kernel(), pass, KernelShape(1, config.projectionHidden, 1, rows, other: config.projectionOutput),
+        name: "conv1x1 \(passName(pass)) proj net.3", shape: "(1, \(config.projectionHidden), 1, \(rows))"))
     }
     let heads = [
       ("proj net.0", config.features, config.projectionHidden, n),
       ("seg conv", config.features, config.classes, segmentationBatch),
     ]
     for (label, cin, cout, b) in heads {
-      let macs = Double(b * cin * cout * size * size)
-      for backward in [false, true] {
+      for pass in [KernelPass.forward, .backward] {
         probes.append(ProfileProbe(
-          Conv1x1Probe(cin: cin, cout: cout, size: size, backward: backward),
-          name: "conv1x1 \(backward ? "bwd" : "fwd") \(label)", shape: "(\(b), \(cin), \(size), \(size))", batch: b,
-          flops: (backward ? 4 : 2) * macs))
+          Conv1x1Kernel(), pass, KernelShape(b, cin, size, size, other: cout), name: "conv1x1 \(passName(pass)) \(label)",
+          shape: "(\(b), \(cin), \(size), \(size))"))
       }
     }
     // Pointwise and data movement at the largest activations.
     let bnShapes = [(w[0], size), (config.features, size), (config.projectionHidden, size)]
     for (c, s) in bnShapes {
-      let count = Double(n * c * s * s)
-      for backward in [false, true] {
+      for pass in [KernelPass.forward, .backward] {
         probes.append(ProfileProbe(
-          BatchNormProbe(channels: c, size: s, backward: backward), name: "batchNorm \(backward ? "bwd" : "fwd")",
-          shape: shape(c, s), batch: n, flops: (backward ? 8 : 5) * count))
+          BatchNormKernel(training: true), pass, KernelShape(n, c, s, s), name: "batchNorm \(passName(pass))",
+          shape: shape(c, s)))
       }
     }
-    for backward in [false, true] {
+    for pass in [KernelPass.forward, .backward] {
       let c = config.projectionHidden
       probes.append(ProfileProbe(
-        ReLUProbe(channels: c, size: size, backward: backward), name: "relu \(backward ? "bwd" : "fwd")",
-        shape: shape(c, size), batch: n, flops: Double(n * c * size * size)))
+        ReLUKernel(), pass, KernelShape(n, c, size, size), name: "relu \(passName(pass))", shape: shape(c, size)))
     }
     for k in 1...depth {
       let c = w[k - 1], s = size >> (k - 1)
-      for backward in [false, true] {
+      for pass in [KernelPass.forward, .backward] {
         probes.append(ProfileProbe(
-          MaxPoolProbe(channels: c, size: s, backward: backward), name: "maxPool \(backward ? "bwd" : "fwd") down\(k)",
-          shape: shape(c, s), batch: n, flops: Double(n * c * s * s)))
+          MaxPoolKernel(), pass, KernelShape(n, c, s, s), name: "maxPool \(passName(pass)) down\(k)", shape: shape(c, s)))
+        // Variant 0: split where the two were joined, as the U-Net's backward does.
         probes.append(ProfileProbe(
-          ConcatProbe(channels: c, size: s, backward: backward), name: "\(backward ? "split" : "concat") up\(depth - k + 1)",
-          shape: "2 x " + shape(c, s), batch: n, flops: 0))
+          ConcatKernel(), pass, KernelShape(n, c, s, s, other: c),
+          name: "\(pass == .backward ? "split" : "concat") up\(depth - k + 1)", shape: "2 x " + shape(c, s)))
       }
     }
-    for backward in [false, true] {
+    for pass in [KernelPass.forward, .backward] {
       let c = config.projectionHidden  // the warp moves g's hidden activations
+      // Variant 2: the protocol's own transforms.
       probes.append(ProfileProbe(
-        WarpProbe(channels: c, size: size, backward: backward), name: "warp \(backward ? "bwd" : "fwd") proj hidden",
-        shape: shape(c, size), batch: n, flops: 8 * Double(n * c * size * size)))
+        WarpKernel(), pass, KernelShape(n, c, size, size, variant: 2), name: "warp \(passName(pass)) proj hidden",
+        shape: shape(c, size)))
     }
-    // Losses on the M sampled positions, and Adam over every parameter.
+    // Losses on the M sampled positions, and Adam over every parameter: their time does not scale
+    // with the batch.
     let m = InfoNCEConstants.sampledPositions, d = config.projectionOutput
-    for backward in [false, true] {
+    for pass in [KernelPass.forward, .backward] {
       probes.append(ProfileProbe(
-        L2NormalizeProbe(rows: m, columns: d, backward: backward), name: "l2Normalize \(backward ? "bwd" : "fwd")",
-        shape: "(\(m), \(d))", batch: n, scalesWithBatch: false, flops: 3 * Double(m * d)))
+        L2NormalizeKernel(), pass, KernelShape(m, d, 1, 1), name: "l2Normalize \(passName(pass))", shape: "(\(m), \(d))",
+        scalesWithBatch: false))
     }
     probes.append(ProfileProbe(
-      InfoNCEProbe(rows: m, columns: d), name: "infoNCE fwd+bwd", shape: "2 x (\(m), \(d))", batch: n,
-      scalesWithBatch: false, flops: 3 * 2 * Double(4 * m * m * d)))
+      InfoNCEKernel(), .forward, KernelShape(m, d, 1, 1), name: "infoNCE fwd+bwd", shape: "2 x (\(m), \(d))",
+      scalesWithBatch: false))
     probes.append(ProfileProbe(
-      BarlowTwinsProbe(rows: m, columns: d), name: "barlowTwins fwd+bwd", shape: "2 x (\(m), \(d))", batch: n,
-      scalesWithBatch: false, flops: 3 * 2 * Double(m * d * d)))
+      BarlowTwinsKernel(), .forward, KernelShape(m, d, 1, 1), name: "barlowTwins fwd+bwd", shape: "2 x (\(m), \(d))",
+      scalesWithBatch: false))
+    // Variant 1: the protocol's own draws.
     probes.append(ProfileProbe(
-      IntensityAugmentationProbe(size: size), name: "intensity augmentation",
-      shape: "(\(segmentationBatch), 1, \(size), \(size))", batch: segmentationBatch, flops: 0))
+      IntensityAugmentationKernel(), .forward, KernelShape(segmentationBatch, 1, size, size, variant: 1),
+      name: "intensity augmentation", shape: "(\(segmentationBatch), 1, \(size), \(size))"))
     probes.append(ProfileProbe(
-      SoftDiceProbe(classes: config.classes, size: size), name: "softDice fwd+bwd",
-      shape: "(\(segmentationBatch), \(config.classes), \(size), \(size))", batch: segmentationBatch,
-      flops: 0))
+      SoftDiceKernel(), .forward, KernelShape(segmentationBatch, config.classes, size, size), name: "softDice fwd+bwd",
+      shape: "(\(segmentationBatch), \(config.classes), \(size), \(size))"))
+    // Step 3, over the whole buffer (no untouched ends).
     let parameters = ParameterLayout(config: config).count
     probes.append(ProfileProbe(
-      AdamProbe(count: parameters), name: "adam", shape: "\(parameters) values", batch: n, scalesWithBatch: false,
-      flops: 12 * Double(parameters)))
+      AdamKernel(), .forward, KernelShape(1, parameters, 0, 1, other: 3), name: "adam", shape: "\(parameters) values",
+      scalesWithBatch: false))
     return probes
   }
 }
+
+private func passName(_ pass: KernelPass) -> String { pass == .forward ? "fwd" : "bwd" }

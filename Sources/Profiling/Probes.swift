@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import KernelCatalog
 import Optimized
 import Reference
 import TestSupport
@@ -19,58 +20,67 @@ struct ProfileMeasurement {
   var problem: String?
 }
 
-/// A kernel call written once for any backend: `prepare` draws the inputs for a batch size and
-/// returns a closure that runs the kernel once and returns its outputs.
-struct ProfileProbe {
+/// One catalogue kernel's pass at one of the preset's layer shapes, as a row of the table: the
+/// kernel (KernelCatalog) draws the seeded inputs, runs on either backend, labels its outputs and
+/// counts the operations; the probe says which call and shape, and how to print it.
+package struct ProfileProbe {
   /// Pretraining batch per view (docs/PROTOCOL.md section 3).
   static let batch = BatchSizes.pretraining
   /// Segmentation batch (docs/PROTOCOL.md section 4).
   static let segmentationBatch = BatchSizes.downstream
 
-  var name: String
-  var shape: String
-  /// Batch of the timed call, and whether time scales with it (false for whole-batch losses).
-  var batch: Int
-  var scalesWithBatch: Bool
+  package var name: String
+  /// The shape as the table prints it.
+  package var shape: String
+  package var kernel: any CatalogKernel
+  /// The shape of the timed call; its `n` is the batch when `scalesWithBatch`.
+  package var kernelShape: KernelShape
+  package var pass: KernelPass
+  /// Whether time scales with the batch `kernelShape.n` (false for whole-batch losses and Adam).
+  package var scalesWithBatch: Bool
+
+  init(
+    _ kernel: any CatalogKernel, _ pass: KernelPass, _ kernelShape: KernelShape, name: String, shape: String,
+    scalesWithBatch: Bool = true
+  ) {
+    self.kernel = kernel
+    self.pass = pass
+    self.kernelShape = kernelShape
+    self.name = name
+    self.shape = shape
+    self.scalesWithBatch = scalesWithBatch
+  }
+
+  /// Batch of the timed call.
+  var batch: Int { kernelShape.n }
   /// Floating-point operations of one call at `batch` (multiply-adds count 2).
-  var flops: Double
-  var prepareReference: @Sendable (Int) -> () -> [[Double]]
-  var prepareOptimized: @Sendable (Int, Int) -> () -> [[Float]]
-  /// The same kernel on images of half the side (a quarter of the work), when it has a size.
-  var halved: (@Sendable () -> ProfileProbe)?
+  package var flops: Double { kernel.flops(kernelShape, pass) }
+
+  /// The same call on images of half the side (a quarter of the work), for images of side 16 or
+  /// more.
+  var halved: ProfileProbe? {
+    guard kernelShape.h >= 16 && kernelShape.w >= 16 else { return nil }
+    var smaller = self
+    smaller.kernelShape.h /= 2
+    smaller.kernelShape.w /= 2
+    return smaller
+  }
+
+  /// The call on `backend` at `batch` (when the time scales with it), from inputs seeded by the
+  /// row, so both backends draw the same numbers.
+  func prepare<B: Backend>(_ backend: B, batch: Int) -> () -> [KernelOutput] {
+    var callShape = kernelShape
+    if scalesWithBatch { callShape.n = batch }
+    var inputs = SeededInputs(seed: FNV1a.hash("\(name) \(shape)".utf8))
+    guard let call = kernel.prepare(backend, callShape, &inputs).call(pass) else {
+      preconditionFailure("\(kernel.name) has no separate \(pass) pass")
+    }
+    return call
+  }
 
   /// Above this many operations per batch element, the reference runs on smaller images (halved
   /// until below it) and its time is scaled by the operation count; about 2-6 s of reference time.
   static let referenceBudget = 2e9
-
-  init<K: ProbeKernel>(
-    _ kernel: K, name: String, shape: String, batch: Int, scalesWithBatch: Bool = true, flops: Double,
-    halved: (@Sendable () -> ProfileProbe)? = nil
-  ) {
-    self.name = name
-    self.shape = shape
-    self.batch = batch
-    self.scalesWithBatch = scalesWithBatch
-    self.flops = flops
-    prepareReference = { n in kernel.prepare(ReferenceBackend(), batch: n) }
-    prepareOptimized = { n, workers in kernel.prepare(OptimizedBackend(workers: workers), batch: n) }
-    self.halved = halved
-  }
-
-  /// A sized kernel also knows itself at half the side (from 16 up).
-  init<K: SizedProbeKernel>(_ kernel: K, name: String, shape: String, batch: Int, scalesWithBatch: Bool = true, flops: Double) {
-    var halved: (@Sendable () -> ProfileProbe)? = nil
-    if kernel.size >= 16 {
-      var smaller = kernel
-      smaller.size /= 2
-      let small = smaller
-      halved = {
-        ProfileProbe(small, name: name, shape: shape, batch: batch, scalesWithBatch: scalesWithBatch, flops: flops / 4)
-      }
-    }
-    self.init(
-      kernel, name: name, shape: shape, batch: batch, scalesWithBatch: scalesWithBatch, flops: flops, halved: halved)
-  }
 
   /// Rows summed into totals: label and which kernel names belong.
   static let totals: [(String, @Sendable (String) -> Bool)] = [
@@ -78,7 +88,8 @@ struct ProfileProbe {
     ("TOTAL all kernels above", { _ in true }),
   ]
 
-  /// Runs the reference, then the optimized kernel on the same inputs, and compares every output.
+  /// Runs the reference, then the optimized kernel on the same inputs, and compares every output
+  /// within the kernel's tolerance.
   /// The reference runs on the full batch when that takes a few seconds at most, else on one batch
   /// element (time multiplied by the batch); on images small enough for `referenceBudget` (time
   /// multiplied by the operation count). The check runs where the reference ran.
@@ -86,14 +97,14 @@ struct ProfileProbe {
     var m = ProfileMeasurement(name: name, shape: shape, flops: flops, referenceSeconds: 0, referenceScaled: false)
     var probe = self
     var sizeFactor = 1.0
-    while probe.flops / Double(probe.scalesWithBatch ? probe.batch : 1) > Self.referenceBudget, let smaller = probe.halved?() {
+    while probe.flops / Double(probe.scalesWithBatch ? probe.batch : 1) > Self.referenceBudget, let smaller = probe.halved {
       sizeFactor *= probe.flops / smaller.flops
       probe = smaller
     }
     m.referenceReduced = sizeFactor > 1
     var checkBatch = batch
     if scalesWithBatch && batch > 1 {
-      let single = probe.prepareReference(1)
+      let single = probe.prepare(ReferenceBackend(), batch: 1)
       let t1 = profileSeconds { blackHole(single()) }
       if t1 * Double(batch) > 3 {
         checkBatch = 1
@@ -101,36 +112,35 @@ struct ProfileProbe {
         m.referenceSeconds = profileMedian(reps: t1 > 1 ? 1 : 3, single) * Double(batch)
       }
     }
-    let reference = probe.prepareReference(checkBatch)
-    var expected = [[Double]]()
+    let reference = probe.prepare(ReferenceBackend(), batch: checkBatch)
+    var expected = [KernelOutput]()
     let t = profileSeconds { expected = reference() }
     if !m.referenceScaled {
       m.referenceSeconds = t > 0.5 ? t : min(t, profileMedian(reps: 3, reference))
     }
     m.referenceSeconds *= sizeFactor
-    let actual = probe.prepareOptimized(checkBatch, workers)()
+    let actual = probe.prepare(OptimizedBackend(workers: workers), batch: checkBatch)()
     m.problem = compare(actual, expected)
     return m
+  }
+
+  /// The check alone, at the row's own shape: the first output of the optimized call outside the
+  /// kernel's tolerance of the reference's, or nil.
+  package func check(workers: Int) -> String? {
+    compare(prepare(OptimizedBackend(workers: workers), batch: batch)(), prepare(ReferenceBackend(), batch: batch)())
+  }
+
+  func compare(_ actual: [KernelOutput], _ expected: [KernelOutput]) -> String? {
+    compareOutputs(kernel.name, actual: actual.map(\.labeled), expected: expected.map(\.labeled), tolerance: kernel.tolerance)
   }
 
   /// Median time of the optimized kernel at the full batch: one warm-up, then about a second of
   /// repetitions (3 ... 25).
   func timeOptimized(workers: Int) -> Double {
-    let run = prepareOptimized(batch, workers)
+    let run = prepare(OptimizedBackend(workers: workers), batch: batch)
     let first = profileSeconds { blackHole(run()) }
     let reps = max(3, min(25, Int(1 / max(first, 1e-6))))
     return profileMedian(reps: reps, run)
-  }
-
-  /// The first output outside TestSupport's "float32 kernel" tolerance, or nil.
-  func compare(_ actual: [[Float]], _ expected: [[Double]]) -> String? {
-    if actual.count != expected.count { return "\(actual.count) outputs, expected \(expected.count)" }
-    for (k, (a, e)) in zip(actual, expected).enumerated() {
-      if let mismatch = firstMismatch("output \(k)", actual: a, expected: e, tolerance: .float32Kernel) {
-        return mismatch.description
-      }
-    }
-    return nil
   }
 }
 

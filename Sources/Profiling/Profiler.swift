@@ -50,12 +50,12 @@ public enum Profiler {
       throw ProfileError("\(failures.count) optimized results differ from the reference")
     }
     if stepReference && downstreamChecked.allSatisfy({ $0 }) {
-      print("all results match (\(probes.count) kernels, every output, \(Tolerance.float32Kernel); the pretraining step at "
+      print("all results match (\(probes.count) kernels, every output, \(toleranceSummary(probes)); the pretraining step at "
         + "batch \(step.smallBatch), loss and every gradient; the fine-tuning and linear-probing steps at batch "
         + "\(downstream[0].smallBatch), loss and every gradient; prediction at batch \(downstream[0].smallBatch), logits "
         + "and every volume's Dice; the whole steps \(Tolerance.float32Network))")
     } else {
-      print("all results match (\(probes.count) kernels, every output, \(Tolerance.float32Kernel)). The whole steps are not run on "
+      print("all results match (\(probes.count) kernels, every output, \(toleranceSummary(probes))). The whole steps are not run on "
         + "the reference at this preset (\(String(format: "%.0f", step.flops / 8e9)) GFLOP per pretraining image, hours of "
         + "reference time; --full-reference forces it)")
     }
@@ -155,6 +155,26 @@ public enum Profiler {
       try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath))
       print("wrote \(jsonPath)")
     }
+  }
+}
+
+extension Profiler {
+  /// The kernels' tolerances, the most used first, each naming its kernels unless it is the only
+  /// one: "float32 kernel (abs 0.0001, rel 0.0001); exact (abs 0.0, rel 0.0) for relu, ...".
+  static func toleranceSummary(_ probes: [ProfileProbe]) -> String {
+    var kernels: [(tolerance: String, names: [String])] = []
+    for probe in probes {
+      let tolerance = probe.kernel.tolerance.description
+      if let i = kernels.firstIndex(where: { $0.tolerance == tolerance }) {
+        if !kernels[i].names.contains(probe.kernel.name) { kernels[i].names.append(probe.kernel.name) }
+      } else {
+        kernels.append((tolerance, [probe.kernel.name]))
+      }
+    }
+    let ranked = kernels.sorted { $0.names.count > $1.names.count }
+    return ranked.enumerated().map { i, entry in
+      i == 0 ? entry.tolerance : "\(entry.tolerance) for \(entry.names.joined(separator: ", "))"
+    }.joined(separator: "; ")
   }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Optimized
 import Profiling
 import Reference
+import TestSupport
 
 /// `verify profile`: every optimized kernel at a preset's real layer shapes, checked against the
 /// reference first, then timed beside it, with GFLOP/s and the fraction of the machine's measured
@@ -21,8 +22,10 @@ enum ProfileCommand: VerifyCommand {
     Refuses a debug build. Measures the machine's peak with the optimized GEMM micro-kernel on
     every worker, then, for every kernel at the preset's layer shapes (pretraining batch 8 per view;
     segmentation batch 16): runs the reference (Double) and the optimized (Float) kernel on the
-    same inputs and checks every output (|opt - ref| <= 1e-4 + 1e-4 |ref|, TestSupport's
-    "float32 kernel" preset); prints "all results match" or fails; then prints the median time of
+    same inputs (the kernels of KernelCatalog, which RegressionTests runs on small shapes) and
+    checks every output within the kernel's tolerance, |opt - ref| <= abs + rel |ref| (TestSupport's
+    \(Tolerance.float32Kernel); \(Tolerance.exact) for the kernels that only
+    select or move values); prints "all results match" or fails; then prints the median time of
     each, the speedup, the optimized GFLOP/s and its fraction of the peak. The reference is timed
     with fewer repetitions, and where one full-batch run would take more than a few seconds it is
     timed on one batch element and multiplied by the batch (marked *). Default preset: cpu;
@@ -31,9 +34,9 @@ enum ProfileCommand: VerifyCommand {
     the same table.
 
     Then one whole pretraining step (InfoNCE, both views, forward, backward and Adam): checked at
-    batch 1 (2 when the bottleneck is one pixel; loss and every gradient, |opt - ref| <= 2e-3 +
-    2e-3 |ref|, TestSupport's "float32 network" preset), timed on the optimized backend at the
-    full batch. The reference step takes minutes at the full batch, so by default it is timed at
+    batch 1 (2 when the bottleneck is one pixel; loss and every gradient, TestSupport's
+    \(Tolerance.float32Network)), timed on the optimized backend at the full
+    batch. The reference step takes minutes at the full batch, so by default it is timed at
     batches 1 and 2 and extrapolated linearly to the full batch (marked +); --full-reference times
     it at the full batch instead.
 

@@ -165,3 +165,16 @@ public struct DownstreamSchedule: Codable, Hashable, Sendable {
   /// The fewest steps a run can take: stopped by patience with its best at the first validation.
   public var minimumSteps: Int { min(maxSteps, validationInterval * patience) }
 }
+
+extension ExperimentConfig {
+  /// The lines `verify reproduce` prints under its first line: model, pretraining, downstream
+  /// schedule, budgets and draws.
+  public var summaryLines: [String] {
+    [
+      "model: widths \(model.widths), D = \(model.features), S = \(model.imageSize), projection \(model.projectionHidden)-\(model.projectionOutput)",
+      "pretraining: \(pretrainingSteps) steps, batch \(pretrainingBatch), lr \(pretrainingLearningRate), M = \(positions), tau = \(temperature), lambda = \(barlowLambda)",
+      "downstream: batch \(downstreamBatch); LP lr \(linearProbeLearningRate)\(linearProbeCachedFeatures ? " on cached un-augmented features" : " on augmented slices"); FT lr \(fineTuneBackboneLearningRate)/\(fineTuneHeadLearningRate); validation every epoch or \(minimumValidationSteps) steps, patience \(patience), at most \(maxEpochs) epochs; baseline rate chosen from \(baselineLearningRates)",
+      "budgets \(budgets), draws \(budgets.map { drawCount(budget: $0) })",
+    ]
+  }
+}

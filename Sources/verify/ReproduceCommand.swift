@@ -15,13 +15,13 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("init", value: true), OptionSpec("save-predictions", value: false),
     OptionSpec("lp-cached-features", value: false), OptionSpec("list-stages", value: false),
     OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("partial", value: false),
-    OptionSpec("max-epochs", value: true), OptionSpec("pretraining-steps", value: true),
+    OptionSpec("max-epochs", value: true), OptionSpec("pretraining-steps", value: true), OptionSpec("reuse", value: true),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
                             [--lp-cached-features] [--list-stages] [--stage NAME] [--jobs N]
-                            [--partial] [--max-epochs N] [--pretraining-steps N]
+                            [--partial] [--max-epochs N] [--pretraining-steps N] [--reuse DIR]
 
     Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
@@ -55,6 +55,9 @@ enum ReproduceCommand: VerifyCommand {
                      validation interval stays). A long one's validation curve shows every
                      shorter length's: the first steps of a run do not depend on its length.
                      Recorded in the run folder's identity.
+      --reuse DIR    copy the finished stages of run folder DIR that this run would compute to
+                     the same bits: DIR's configuration may differ only in --pretraining-steps
+                     (the baselines are shared) or --max-epochs (the pretrainings are shared).
       --lp-cached-features  linear probing on cached features of un-augmented slices (faster;
                      a deviation from the protocol, which augments them; recorded in the run).
       --list-stages  print the plan's stages in dependency order, one per line: level, name,
@@ -91,11 +94,9 @@ enum ReproduceCommand: VerifyCommand {
     config.maxEpochs = try options.int("max-epochs", default: config.maxEpochs, range: 1...100_000)
     config.pretrainingSteps = try options.int("pretraining-steps", default: config.pretrainingSteps, range: 1...10_000_000)
     let workers = try options.workers()
-    // Two stage processes of one worker each trained 22-28% more steps per second than one process
-    // of two workers on the 2-core development machine (verify profile --steps-only, cpu preset,
-    // 2026-11-30: fine-tuning 357 and 359 ms per step side by side vs 218 ms alone; README). The
-    // smoke preset's stages last seconds, where starting processes costs more than it gains, and
-    // the paper preset's processes would each hold the 135 M-parameter model: one job there.
+    // Two 1-worker stage processes trained 22-28% more steps per second than one 2-worker process
+    // on the 2-core development machine (README). Smoke stages last seconds (starting processes
+    // costs more); each paper-preset process would hold the 135 M-parameter model: one job there.
     let jobs = try options.int("jobs", default: presetName == "cpu" && workers >= 2 ? 2 : 1, range: 1...maximumWorkerCount)
     if options.string("stage") != nil && options.string("jobs") != nil && jobs > 1 {
       throw VerifyError("--jobs runs stages in child processes; it does not go with --stage", exitCode: 64)
@@ -128,10 +129,7 @@ enum ReproduceCommand: VerifyCommand {
     }
 
     say("verify reproduce: preset \(presetName), seed \(seed), \(workers) worker(s), run folder \(runDirectory.path)")
-    say("  model: widths \(config.model.widths), D = \(config.model.features), S = \(config.model.imageSize), projection \(config.model.projectionHidden)-\(config.model.projectionOutput)")
-    say("  pretraining: \(config.pretrainingSteps) steps, batch \(config.pretrainingBatch), lr \(config.pretrainingLearningRate), M = \(config.positions), tau = \(config.temperature), lambda = \(config.barlowLambda)")
-    say("  downstream: batch \(config.downstreamBatch); LP lr \(config.linearProbeLearningRate)\(config.linearProbeCachedFeatures ? " on cached un-augmented features" : " on augmented slices"); FT lr \(config.fineTuneBackboneLearningRate)/\(config.fineTuneHeadLearningRate); validation every epoch or \(config.minimumValidationSteps) steps, patience \(config.patience), at most \(config.maxEpochs) epochs; baseline rate chosen from \(config.baselineLearningRates)")
-    say("  budgets \(config.budgets), draws \(config.budgets.map { config.drawCount(budget: $0) })")
+    for line in config.summaryLines { say("  " + line) }
     if presetName == "paper" && !options.flag("yes") {
       let reproduction = Reproduction(config: config, data: data, store: RunStore(directory: runDirectory), workers: workers)
       say("paper preset, " + (try reproduction.estimate(repeats: 1)))
@@ -139,9 +137,13 @@ enum ReproduceCommand: VerifyCommand {
       return
     }
     let store = RunStore(directory: runDirectory)
-    try store.open(configuration: RunIdentity(config: config, data: data.source, initial: initial?.identity), fresh: options.flag("fresh"))
+    let identity = RunIdentity(config: config, data: data.source, initial: initial?.identity)
+    try store.open(configuration: identity, fresh: options.flag("fresh"))
     try Console.shared.openLog(runDirectory.appendingPathComponent("log.txt"))
     say("verify reproduce started \(Date()) (log: \(runDirectory.path)/log.txt)")
+    if let source = options.string("reuse") {
+      _ = try store.reuseStages(from: URL(fileURLWithPath: source, relativeTo: cwd).standardizedFileURL, identity: identity)
+    }
     var reproduction = Reproduction(config: config, data: data, store: store, workers: workers)
     reproduction.initialBackbone = initial.map { ($0.entries, $0.file) }
     reproduction.savePredictions = options.flag("save-predictions")

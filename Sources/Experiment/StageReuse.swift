@@ -1,0 +1,106 @@
+import Foundation
+
+/// Stages shared between run folders whose configurations differ only in options that some stages
+/// never read: a longer pretraining leaves the supervised baselines as they were, a larger epoch
+/// cap leaves the pretrainings. `verify reproduce --reuse DIR` copies such finished stages of DIR
+/// into the run folder instead of computing them again; each keeps its `.build` record of the build
+/// that computed it, and the log names every stage copied.
+public enum StageReuse {
+  /// The options in which two run folders may differ and still share stages.
+  public enum Option: String, CaseIterable, Sendable {
+    case pretrainingSteps = "pretraining-steps"
+    case maxEpochs = "max-epochs"
+
+    func value(_ config: ExperimentConfig) -> Int {
+      switch self {
+      case .pretrainingSteps: config.pretrainingSteps
+      case .maxEpochs: config.maxEpochs
+      }
+    }
+
+    func set(_ config: inout ExperimentConfig, from other: ExperimentConfig) {
+      switch self {
+      case .pretrainingSteps: config.pretrainingSteps = other.pretrainingSteps
+      case .maxEpochs: config.maxEpochs = other.maxEpochs
+      }
+    }
+  }
+
+  /// The options a stage reads itself, its inputs aside: pretrainings their length; the baseline's
+  /// trials, its rate choice and every downstream run their epoch cap; the random backbone's
+  /// statistics and the equivariance figures neither. A stage of any other kind counts as reading
+  /// every option, so it is never shared across a difference.
+  package static func optionsRead(by stage: String) -> Set<Option> {
+    if stage.hasPrefix("pretrain-") { return [.pretrainingSteps] }
+    if stage.hasPrefix("baseline-") || stage.hasPrefix("run-") { return [.maxEpochs] }
+    if stage == Reproduction.randomStatisticsStage || stage == "equivariance" { return [] }
+    return Set(Option.allCases)
+  }
+
+  /// Results a stage stores under other names: the rate choice `baseline-rate-B` stores the chosen
+  /// trial as the budget's first baseline run.
+  static func companions(of stage: String) -> [String] {
+    guard stage.hasPrefix("baseline-rate-"), let budget = Int(stage.dropFirst("baseline-rate-".count)) else { return [] }
+    return [Reproduction.runStageName(.supervised, budget: budget, draw: 1)]
+  }
+
+  /// The stages of `identity`'s plan that a folder made with `other` computed to the same bits:
+  /// those that, with their inputs, read none of the options in which the two differ. Nil, with the
+  /// reason, when the two differ in anything else (data, initial backbone, seed, sizes, rates...).
+  public static func shareable(_ identity: RunIdentity, from other: RunIdentity) -> (stages: [String], differing: [Option])? {
+    var aligned = other
+    for option in Option.allCases { option.set(&aligned.config, from: identity.config) }
+    guard aligned == identity else { return nil }
+    let differing = Option.allCases.filter { $0.value(identity.config) != $0.value(other.config) }
+    var shareable = Set<String>()
+    for stage in Reproduction.stages(identity.config) {  // dependency order: inputs come first
+      if optionsRead(by: stage.name).isDisjoint(with: differing) && stage.inputs.allSatisfy(shareable.contains) {
+        shareable.insert(stage.name)
+      }
+    }
+    return (Reproduction.stages(identity.config).map(\.name).filter(shareable.contains), differing)
+  }
+}
+
+extension RunStore {
+  /// Copies into this folder (opened with `identity`) every finished stage of the run folder
+  /// `source` that `StageReuse.shareable` allows and this folder lacks: its result, its `.build`
+  /// record and its weights. Says which, and returns their names. An error names `source` when it
+  /// is not a run folder or was made with a configuration that differs in more than the shareable
+  /// options.
+  public func reuseStages(from source: URL, identity: RunIdentity) throws -> [String] {
+    let configFile = source.appendingPathComponent("config.json")
+    guard let data = FileManager.default.contents(atPath: configFile.path) else {
+      throw ExperimentError("\(configFile.path): not found; --reuse takes a run folder")
+    }
+    guard let other = try? JSONDecoder().decode(RunIdentity.self, from: data) else {
+      throw ExperimentError("\(configFile.path): not a run folder's configuration of this version")
+    }
+    guard let (stages, differing) = StageReuse.shareable(identity, from: other) else {
+      let options = StageReuse.Option.allCases.map { "--\($0.rawValue)" }.joined(separator: ", ")
+      throw ExperimentError("\(source.path): made with another configuration, data or initial backbone; --reuse shares stages only across \(options)")
+    }
+    let from = RunStore(directory: source)
+    let fm = FileManager.default
+    var copied: [String] = []
+    for stage in stages where fm.fileExists(atPath: from.stageURL(stage).path) && !fm.fileExists(atPath: stageURL(stage).path) {
+      // Weights and build records first, the stage's own result last: a stage counts as finished
+      // once its result exists, so an interrupted copy leaves it unfinished, never half there.
+      // A rate choice also stored its budget's first baseline run (`chooseBaselineRate`).
+      let names = StageReuse.companions(of: stage) + [stage]
+      for name in names {
+        for (file, target) in [(from.weightsURL(name), weightsURL(name)), (from.buildURL(name), buildURL(name))]
+        where fm.fileExists(atPath: file.path) {
+          try writeAtomically(try Data(contentsOf: file), to: target)
+        }
+      }
+      for name in names where fm.fileExists(atPath: from.stageURL(name).path) {
+        try writeAtomically(try Data(contentsOf: from.stageURL(name)), to: stageURL(name))
+      }
+      copied.append(stage)
+    }
+    let what = differing.isEmpty ? "the same configuration" : "a configuration differing in " + differing.map { "--\($0.rawValue)" }.joined(separator: ", ")
+    say("--reuse \(source.path) (\(what)): \(copied.count) finished stage(s) copied" + (copied.isEmpty ? "" : ": " + copied.joined(separator: ", ")))
+    return copied
+  }
+}

@@ -178,3 +178,40 @@ extension ExperimentConfig {
     ]
   }
 }
+
+extension ExperimentConfig {
+  /// Decodes a run folder's configuration. An option with a default that a folder's config.json
+  /// lacks (the folder was made before the option existed) takes its default, the value such a run
+  /// used, so adding an option does not make every earlier run folder unreadable; the options
+  /// without defaults must be present.
+  public init(from decoder: Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    self.init(
+      preset: try c.decode(String.self, forKey: .preset), model: try c.decode(ModelConfig.self, forKey: .model),
+      seed: try c.decode(UInt64.self, forKey: .seed), pretrainingSteps: try c.decode(Int.self, forKey: .pretrainingSteps),
+      pretrainingValidationInterval: try c.decode(Int.self, forKey: .pretrainingValidationInterval),
+      pretrainingValidationSlices: try c.decode(Int.self, forKey: .pretrainingValidationSlices),
+      budgets: try c.decode([Int].self, forKey: .budgets), draws: try c.decode([Int: Int].self, forKey: .draws))
+    func optional<T: Decodable>(_ key: CodingKeys, _ field: inout T) throws {
+      if let value = try c.decodeIfPresent(T.self, forKey: key) { field = value }
+    }
+    try optional(.pretrainingBatch, &pretrainingBatch)
+    try optional(.pretrainingLearningRate, &pretrainingLearningRate)
+    try optional(.positions, &positions)
+    try optional(.temperature, &temperature)
+    try optional(.barlowLambda, &barlowLambda)
+    try optional(.downstreamBatch, &downstreamBatch)
+    try optional(.linearProbeLearningRate, &linearProbeLearningRate)
+    try optional(.fineTuneBackboneLearningRate, &fineTuneBackboneLearningRate)
+    try optional(.fineTuneHeadLearningRate, &fineTuneHeadLearningRate)
+    try optional(.maxEpochs, &maxEpochs)
+    try optional(.minimumValidationSteps, &minimumValidationSteps)
+    try optional(.patience, &patience)
+    try optional(.baselineLearningRates, &baselineLearningRates)
+    try optional(.linearProbeCachedFeatures, &linearProbeCachedFeatures)
+    try optional(.phantomSeed, &phantomSeed)
+    try optional(.phantomDifficulty, &phantomDifficulty)
+    try optional(.phantomGrid, &phantomGrid)
+    testPatientLimit = try c.decodeIfPresent(Int.self, forKey: .testPatientLimit)
+  }
+}

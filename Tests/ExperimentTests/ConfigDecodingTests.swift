@@ -1,0 +1,58 @@
+import Experiment
+import Foundation
+import Testing
+
+/// A run folder's config.json decodes under later versions: an option it lacks takes its default.
+@Suite struct ConfigDecodingTests {
+  static func json(_ config: ExperimentConfig) throws -> [String: Any] {
+    try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
+  }
+
+  @Test("every option round-trips, including values other than the defaults")
+  func roundTrip() throws {
+    var config = ExperimentConfig.cpu(seed: 7)
+    config.pretrainingBatch += 1
+    config.pretrainingLearningRate *= 2
+    config.positions += 1
+    config.temperature = 0.1
+    config.barlowLambda *= 2
+    config.downstreamBatch += 1
+    config.linearProbeLearningRate *= 2
+    config.fineTuneBackboneLearningRate *= 2
+    config.fineTuneHeadLearningRate *= 2
+    config.maxEpochs += 1
+    config.minimumValidationSteps += 1
+    config.patience += 1
+    config.baselineLearningRates = [1e-3]
+    config.linearProbeCachedFeatures = true
+    config.phantomSeed += 1
+    config.phantomDifficulty = 0.5
+    config.phantomGrid = 96
+    config.testPatientLimit = nil
+    #expect(try JSONDecoder().decode(ExperimentConfig.self, from: JSONEncoder().encode(config)) == config)
+  }
+
+  @Test("an option missing from an older config.json takes its default; a required one is an error")
+  func missingOptions() throws {
+    let config = ExperimentConfig.cpu(seed: 1)
+    let required: Set = ["preset", "model", "seed", "pretrainingSteps", "pretrainingValidationInterval", "pretrainingValidationSlices", "budgets", "draws"]
+    for key in try Self.json(config).keys {
+      var object = try Self.json(config)
+      object[key] = nil
+      let data = try JSONSerialization.data(withJSONObject: object)
+      if required.contains(key) {
+        #expect(throws: DecodingError.self, "\(key)") { try JSONDecoder().decode(ExperimentConfig.self, from: data) }
+      } else {
+        var expected = config
+        if key == "testPatientLimit" { expected.testPatientLimit = nil }
+        #expect(try JSONDecoder().decode(ExperimentConfig.self, from: data) == expected, "\(key)")
+      }
+    }
+  }
+
+  @Test("init(from:) lists every stored option (a new option must be added there, with its default)")
+  func everyOptionIsDecoded() {
+    // 8 required, 17 with defaults, and testPatientLimit.
+    #expect(Mirror(reflecting: ExperimentConfig.cpu(seed: 1)).children.count == 26)
+  }
+}

@@ -63,6 +63,58 @@ func padPlanes(
   (padded + planes * g.planeStride).update(repeating: 0, count: PaddedGeometry.slack)
 }
 
+// MARK: - Where an output goes
+
+/// Planes inside a larger buffer: value (n, r, y, x) lives at `base + n * imageStride + r *
+/// planeStride + origin + y * rowStride + x`. Plain (N, R, H, W) planes, padded planes (the next
+/// convolution reads them without a copy) or some channels of a larger tensor (one half of a
+/// concatenation).
+struct PlaneLayout {
+  let base: UnsafeMutablePointer<Float>
+  let imageStride: Int
+  let planeStride: Int
+  let rowStride: Int
+  let origin: Int
+
+  /// (N, rows, H, W), W fastest.
+  static func plain(_ base: UnsafeMutablePointer<Float>, rows: Int, height: Int, width: Int) -> PlaneLayout {
+    PlaneLayout(base: base, imageStride: rows * height * width, planeStride: height * width, rowStride: width, origin: 0)
+  }
+
+  /// Channels `firstChannel ...` of padded planes in `geometry`, `channels` planes per image.
+  static func padded(_ base: UnsafeMutablePointer<Float>, geometry g: PaddedGeometry, channels: Int, firstChannel: Int = 0)
+    -> PlaneLayout
+  {
+    PlaneLayout(
+      base: base + firstChannel * g.planeStride, imageStride: channels * g.planeStride, planeStride: g.planeStride,
+      rowStride: g.rowStride, origin: g.rowStride + 1)
+  }
+
+  /// Where value (n, r, y, x) goes.
+  @inline(__always)
+  func at(_ n: Int, _ r: Int, _ y: Int, _ x: Int) -> UnsafeMutablePointer<Float> {
+    base + (n * imageStride + r * planeStride + origin + y * rowStride + x)
+  }
+}
+
+/// How a 3x3 convolution stores its output: where (`layout`), and either the value itself or,
+/// with `biasReLU`, `max(value + biasReLU[r], 0)` (the evaluation-mode bias of a folded BatchNorm
+/// and the ReLU after it, applied in the store instead of in a pass of their own: the same two
+/// operations on the same value). NaN passes through the ReLU, as in `reluForward`.
+struct ConvStore {
+  let layout: PlaneLayout
+  let biasReLU: UnsafePointer<Float>?
+
+  /// The stored value of output row (channel) `r`.
+  @inline(__always)
+  func value(_ v: Vec8, row r: Int) -> Vec8 {
+    guard let biasReLU else { return v }
+    let y = v + Vec8(repeating: biasReLU[r])
+    // y <= 0 is false for NaN, so NaN passes through.
+    return y.replacing(with: Vec8(), where: y .<= Vec8())
+  }
+}
+
 // MARK: - Choosing the algorithm
 
 /// How a 3x3 convolution (the forward, the input gradient or the weight gradient) is computed.
@@ -158,24 +210,24 @@ func conv3x3Tile(
   return acc
 }
 
-/// out[n, r, y, x] = sum over k < depth, t < 9 of packed(r, k, t) · padded[n, k, y + ky, x + kx].
+/// out[n, r, y, x] = sum over k < depth, t < 9 of packed(r, k, t) · padded[n, k, y + ky, x + kx],
+/// stored by `store`.
 ///
 /// Work items are (image, band of 3 rows); each owns its output rows for every channel, and each
 /// output element is one full reduction in a fixed order, so the result does not depend on
 /// `workers`.
 func conv3x3Direct(
   padded: UnsafePointer<Float>, geometry g: PaddedGeometry, batch: Int, depth: Int,
-  packed: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, workers: Int
+  packed: UnsafePointer<Float>, rows: Int, store: ConvStore, workers: Int
 ) {
   let bandRows = 3
   let bands = (g.height + bandRows - 1) / bandRows
   let blocks = (rows + 3) / 4
   let segmentsPerRow = g.segmentsPerRow
-  let plane = g.height * g.width
   // Disjoint writes: item (n, band) writes output rows [y0, y1) of image n, all channels.
   nonisolated(unsafe) let input = padded
   nonisolated(unsafe) let weights = packed
-  nonisolated(unsafe) let out = output
+  nonisolated(unsafe) let out = store
   parallelFor(batch * bands, workers: workers) { item in
     let n = item / bands
     let y0 = (item % bands) * bandRows
@@ -200,8 +252,8 @@ func conv3x3Direct(
           let x = 8 * ((s + j) % segmentsPerRow)
           let lanes = min(8, g.width - x)
           for m in 0..<channels {
-            let destination = out + ((n * rows + block * 4 + m) * plane + y * g.width + x)
-            store8(acc.get(m, j), destination, lanes: lanes)
+            let r = block * 4 + m
+            store8(out.value(acc.get(m, j), row: r), out.layout.at(n, r, y, x), lanes: lanes)
           }
         }
       }
@@ -233,42 +285,69 @@ package func conv3x3Forward(
   checkWorkers(workers)
   let s = input.shape
   precondition(weight.count == outputChannels * s.c * 9, "conv3x3Forward: weight count \(weight.count)")
+  let prepared = PreparedConv3x3(
+    weight: weight, outputChannels: outputChannels, inputChannels: s.c, algorithm: algorithm, workers: workers)
   let outShape = Shape(s.n, outputChannels, s.h, s.w)
-  if algorithm == .winograd {
-    let tiling = WinogradTiling(batch: s.n, height: s.h, width: s.w)
-    let filters = weight.withUnsafeBufferPointer {
-      winogradFilters(
-        $0.baseAddress!, outputChannels: outputChannels, inputChannels: s.c, flipTranspose: false, workers: workers)
+  let geometry = WinogradTiling(batch: s.n, height: s.h, width: s.w).geometry
+  let data = withScratch(geometry.count(planes: s.n * s.c)) { padded in
+    input.data.withUnsafeBufferPointer {
+      padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: geometry, into: padded, workers: workers)
     }
-    let data = withScratch(tiling.geometry.count(planes: s.n * s.c)) { padded in
-      input.data.withUnsafeBufferPointer {
-        padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: tiling.geometry, into: padded, workers: workers)
-      }
-      return makeArray(outShape.count) { out in
-        filters.withUnsafeBufferPointer {
-          winogradConv3x3(
-            padded: padded, tiling: tiling, depth: s.c, transformed: $0.baseAddress!, rows: outputChannels,
-            output: out, workers: workers)
-        }
-      }
-    }
-    return Tensor(shape: outShape, data: data)
-  }
-  let g = PaddedGeometry(height: s.h, width: s.w)
-  let packed = weight.withUnsafeBufferPointer {
-    packConv3x3Weights($0.baseAddress!, outputChannels: outputChannels, inputChannels: s.c, flipTranspose: false)
-  }
-  let data = withScratch(g.count(planes: s.n * s.c)) { padded in
-    input.data.withUnsafeBufferPointer { padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: g, into: padded, workers: workers) }
     return makeArray(outShape.count) { out in
-      packed.withUnsafeBufferPointer {
-        conv3x3Direct(
-          padded: padded, geometry: g, batch: s.n, depth: s.c, packed: $0.baseAddress!, rows: outputChannels,
-          output: out, workers: workers)
-      }
+      prepared.forward(
+        padded: padded, batch: s.n, height: s.h, width: s.w,
+        store: ConvStore(layout: .plain(out, rows: outputChannels, height: s.h, width: s.w), biasReLU: nil),
+        workers: workers)
     }
   }
   return Tensor(shape: outShape, data: data)
+}
+
+/// The weights of a 3x3 forward convolution prepared for its algorithm: packed in blocks of 4
+/// output channels (`packConv3x3Weights`) for the direct kernel, transformed and packed
+/// (`winogradFilters`) for Winograd. `conv3x3Forward` prepares them on every call; a network that
+/// runs the same weights on many batches (`InferenceNetwork`) prepares them once. The preparation
+/// depends only on the weights, so either way every batch sees the same values.
+package struct PreparedConv3x3: Sendable {
+  package let algorithm: Conv3x3Algorithm
+  package let inputChannels: Int
+  package let outputChannels: Int
+  let packed: [Float]
+
+  /// weight: (Cout, Cin, 3, 3).
+  package init(weight: [Float], outputChannels: Int, inputChannels: Int, algorithm: Conv3x3Algorithm, workers: Int) {
+    precondition(weight.count == outputChannels * inputChannels * 9, "PreparedConv3x3: weight count \(weight.count)")
+    self.algorithm = algorithm
+    self.inputChannels = inputChannels
+    self.outputChannels = outputChannels
+    packed = weight.withUnsafeBufferPointer {
+      algorithm == .winograd
+        ? winogradFilters(
+          $0.baseAddress!, outputChannels: outputChannels, inputChannels: inputChannels, flipTranspose: false,
+          workers: workers)
+        : packConv3x3Weights(
+          $0.baseAddress!, outputChannels: outputChannels, inputChannels: inputChannels, flipTranspose: false)
+    }
+  }
+
+  /// The convolution of `batch` images whose (inputChannels) planes of (height, width) are padded
+  /// in `WinogradTiling(batch:height:width:).geometry` at `padded`; output stored by `store`.
+  func forward(
+    padded: UnsafePointer<Float>, batch: Int, height: Int, width: Int, store: ConvStore, workers: Int
+  ) {
+    let tiling = WinogradTiling(batch: batch, height: height, width: width)
+    packed.withUnsafeBufferPointer {
+      if algorithm == .winograd {
+        winogradConv3x3(
+          padded: padded, tiling: tiling, depth: inputChannels, transformed: $0.baseAddress!, rows: outputChannels,
+          store: store, workers: workers)
+      } else {
+        conv3x3Direct(
+          padded: padded, geometry: tiling.geometry, batch: batch, depth: inputChannels, packed: $0.baseAddress!,
+          rows: outputChannels, store: store, workers: workers)
+      }
+    }
+  }
 }
 
 // MARK: - Backward
@@ -334,15 +413,16 @@ package func conv3x3Backward(
         outputChannels: cout, workers: workers)
     }
     return makeArray(s.count) { out in
+      let store = ConvStore(layout: .plain(out, rows: s.c, height: s.h, width: s.w), biasReLU: nil)
       packed.withUnsafeBufferPointer {
         if winograd {
           winogradConv3x3(
-            padded: paddedGrad, tiling: tiling, depth: cout, transformed: $0.baseAddress!, rows: s.c, output: out,
+            padded: paddedGrad, tiling: tiling, depth: cout, transformed: $0.baseAddress!, rows: s.c, store: store,
             workers: workers)
         } else {
           conv3x3Direct(
             padded: paddedGrad, geometry: g, batch: s.n, depth: cout, packed: $0.baseAddress!, rows: s.c,
-            output: out, workers: workers)
+            store: store, workers: workers)
         }
       }
     }

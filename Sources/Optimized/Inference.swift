@@ -1,12 +1,15 @@
 import Reference
 
 // The evaluation-mode forward of the U-Net and the segmentation head, for prediction, validation
-// and frozen features: no tape, every BatchNorm folded into the 3x3 convolution before it, and
-// one pass over each convolution's output that adds the folded bias and applies ReLU. Where the
-// U-Net needs more than the activation, the same pass writes the skip connection straight into
-// the Up block's concatenation and computes the 2x2 max-pool; the last block's pass is fused with
-// the 1x1 segmentation head. The convolutions themselves are the public kernels
-// (`conv3x3Forward`, `convTranspose2x2Forward`), so they stay the same functions training uses.
+// and frozen features: no tape, every BatchNorm folded into the 3x3 convolution before it, the
+// convolutions' weights prepared once per network (packed, or Winograd-transformed) instead of on
+// every call, and each convolution's folded bias and ReLU applied as it stores its output, straight
+// into the buffer its reader wants: the next convolution's padded planes, the first half of an Up
+// block's concatenation (the skip connection), plain planes for a transposed convolution or the
+// head. The transposed convolution writes the concatenation's second half; the max-pool reads the
+// skip. No activation is copied, padded or passed over a second time, and after the first batch
+// nothing is allocated. The kernels are the ones training uses (`PreparedConv3x3.forward` is
+// `conv3x3Forward`'s, `gemmPlanes` the transposed convolution's and the 1x1 head's).
 //
 // The twin of `Pix2RepNetwork.frozenFeatures` (the backbone with BatchNorm in evaluation mode)
 // followed by `segmentationForward`: `BN(conv(x; w)) = conv(x; w · s) + (beta − mean · s)` with
@@ -53,12 +56,15 @@ package struct FoldedConv3x3: Sendable {
 // MARK: - The network
 
 /// The evaluation-mode U-Net and segmentation head of one parameter buffer, with BatchNorm folded
-/// (`FoldedConv3x3`), and the buffers it reuses from batch to batch.
+/// (`FoldedConv3x3`), its convolutions' weights prepared once (`PreparedConv3x3`, the transposed
+/// convolutions' and the head's packed), and the buffers it reuses from batch to batch.
 ///
 /// Matches `Pix2RepNetwork<ReferenceBackend>`'s `frozenFeatures` and `segmentationForward` within
-/// Float rounding (RegressionTests' InferenceTests state the tolerance); bitwise deterministic for
-/// any `workers`, and for any `batchSize`: every image is computed on its own, whatever batch it
-/// shares. Holds copies of the weights: build a new one after the parameters change.
+/// Float rounding (RegressionTests' InferenceTests state the tolerance), and the same forward
+/// composed layer by layer from the public optimized kernels bit for bit (InferenceExactnessTests);
+/// bitwise deterministic for any `workers`, and for any `batchSize`: every image is computed on its
+/// own, whatever batch it shares. Holds copies of the weights: build a new one after the parameters
+/// change.
 package struct InferenceNetwork: Sendable {
   package let config: ModelConfig
   package let workers: Int
@@ -66,27 +72,56 @@ package struct InferenceNetwork: Sendable {
   package let batchSize: Int
 
   /// DoubleConvs from the input block down to the bottleneck: levels[l] at resolution S / 2^l.
-  let levels: [[FoldedConv3x3]]
+  let levels: [[ConvLayer]]
   /// Up blocks in order (up1 is the deepest): the transposed convolution and the DoubleConv.
   let ups: [UpBlock]
-  /// Segmentation head (classes, D) and (classes).
-  let headWeight: [Float]
+  /// Segmentation head: weight (classes, D) packed by `packRows`, bias (classes).
+  let headPacked: [Float]
   let headBias: [Float]
 
-  struct UpBlock: Sendable {
-    let weight: [Float]
-    let bias: [Float]
-    let convs: [FoldedConv3x3]
+  /// A folded 3x3 convolution and its weights prepared for the algorithm `conv3x3Forward` picks.
+  struct ConvLayer: Sendable {
+    let folded: FoldedConv3x3
+    let prepared: PreparedConv3x3
+    var outputChannels: Int { folded.outputChannels }
+
+    init(_ folded: FoldedConv3x3, inputChannels: Int, size: Int, workers: Int) {
+      self.folded = folded
+      prepared = PreparedConv3x3(
+        weight: folded.weight, outputChannels: folded.outputChannels, inputChannels: inputChannels,
+        algorithm: .choice(height: size, width: size, depth: inputChannels, rows: folded.outputChannels), workers: workers)
+    }
+
+    /// The convolution of `batch` padded (batch, inputChannels, size, size) planes, each output
+    /// stored as `max(y + bias, 0)` in `layout`.
+    func run(_ padded: UnsafePointer<Float>, batch: Int, size: Int, into layout: PlaneLayout, workers: Int) {
+      let algorithm = Conv3x3Algorithm.choice(
+        height: size, width: size, depth: prepared.inputChannels, rows: prepared.outputChannels)
+      // The rule ignores the plane size today, so the prepared weights always apply; were it to
+      // change, this size's algorithm gets its own (identical to what conv3x3Forward prepares).
+      let weights = algorithm == prepared.algorithm
+        ? prepared
+        : PreparedConv3x3(
+          weight: folded.weight, outputChannels: folded.outputChannels, inputChannels: prepared.inputChannels,
+          algorithm: algorithm, workers: workers)
+      folded.bias.withUnsafeBufferPointer {
+        weights.forward(
+          padded: padded, batch: batch, height: size, width: size,
+          store: ConvStore(layout: layout, biasReLU: $0.baseAddress!), workers: workers)
+      }
+    }
   }
 
-  /// Workspace reused across batches: concatenations[k - 1] is up{k}'s input [skip, upsampled];
-  /// pooled[l] is level l's pooled output; batchImages a batch cut from a larger input; logitBuffer
-  /// the logits `predictLabels` reduces. Each keeps the capacity of the largest batch seen, so
-  /// only the first batch allocates them.
-  var concatenations: [[Float]]
-  var pooled: [[Float]]
-  var batchImages: [Float] = []
-  var logitBuffer: [Float] = []
+  struct UpBlock: Sendable {
+    /// The transposed convolution's weight (Cin, Cout, 2, 2) read as (Cin x 4Cout), transposed and
+    /// packed by `packRows`, as `convTranspose2x2Forward` packs it; its bias (Cout).
+    let packed: [Float]
+    let bias: [Float]
+    let convs: [ConvLayer]
+  }
+
+  /// Buffers kept across batches; a copy of the network gets its own on first use.
+  var workspace = InferenceWorkspace()
 
   /// - Parameters:
   ///   - values: a parameter buffer in `ParameterLayout(config:)` order (running statistics
@@ -99,43 +134,59 @@ package struct InferenceNetwork: Sendable {
     precondition(batchSize >= 1, "InferenceNetwork: batchSize \(batchSize)")
     let layout = ParameterLayout(config: config)
     precondition(values.count == layout.count, "InferenceNetwork: \(values.count) values for a layout of \(layout.count)")
-    func doubleConv(_ prefix: String) -> [FoldedConv3x3] {
-      [
-        FoldedConv3x3(values, layout, conv: "\(prefix).0", norm: "\(prefix).1"),
-        FoldedConv3x3(values, layout, conv: "\(prefix).3", norm: "\(prefix).4"),
+    func doubleConv(_ prefix: String, inputChannels: Int, level: Int) -> [ConvLayer] {
+      let size = config.imageSize >> level
+      let first = FoldedConv3x3(values, layout, conv: "\(prefix).0", norm: "\(prefix).1")
+      let second = FoldedConv3x3(values, layout, conv: "\(prefix).3", norm: "\(prefix).4")
+      return [
+        ConvLayer(first, inputChannels: inputChannels, size: size, workers: workers),
+        ConvLayer(second, inputChannels: first.outputChannels, size: size, workers: workers),
       ]
     }
     func parameter(_ name: String) -> [Float] { Array(values[layout[name].range]) }
     self.config = config
     self.workers = workers
     self.batchSize = batchSize
-    levels = [doubleConv("inc.double_conv")] + (1...config.depth).map { doubleConv("down\($0).maxpool_conv.1.double_conv") }
-    ups = (1...config.depth).map {
-      UpBlock(weight: parameter("up\($0).up.weight"), bias: parameter("up\($0).up.bias"), convs: doubleConv("up\($0).conv.double_conv"))
+    let widths = config.widths
+    let depth = config.depth
+    levels = (0...depth).map { l in
+      l == 0
+        ? doubleConv("inc.double_conv", inputChannels: config.inputChannels, level: 0)
+        : doubleConv("down\(l).maxpool_conv.1.double_conv", inputChannels: widths[l - 1], level: l)
     }
-    headWeight = parameter("conv.weight")
+    ups = (1...depth).map { k in
+      let weight = parameter("up\(k).up.weight"), bias = parameter("up\(k).up.bias")
+      let inputChannels = weight.count / (4 * bias.count)
+      let packed = weight.withUnsafeBufferPointer {
+        packRows($0.baseAddress!, rows: 4 * bias.count, depth: inputChannels, transposed: true)
+      }
+      return UpBlock(
+        packed: packed, bias: bias,
+        convs: doubleConv("up\(k).conv.double_conv", inputChannels: 2 * bias.count, level: depth - k))
+    }
+    let headWeight = parameter("conv.weight")
     headBias = parameter("conv.bias")
-    concatenations = Array(repeating: [], count: config.depth)
-    pooled = Array(repeating: [], count: config.depth)
+    headPacked = headWeight.withUnsafeBufferPointer {
+      packRows($0.baseAddress!, rows: config.classes, depth: config.features, transposed: false)
+    }
   }
 
   // MARK: - Entry points
 
   /// Frozen features f(images) in evaluation mode: (N, D, S, S) from images (N, 1, S, S).
   package mutating func features(_ images: Tensor<Float>) -> Tensor<Float> {
-    batched(images, channels: config.features) { net, batch, out in
-      let raw = net.backbone(batch)
-      raw.tensor.data.withUnsafeBufferPointer {
-        biasReLUPlanes($0.baseAddress!, bias: raw.bias, shape: raw.tensor.shape, into: out, workers: net.workers)
-      }
+    batched(images, channels: config.features) { net, batch, count, out in
+      net.backbone(batch, count: count, size: images.shape.h, features: out)
     }
   }
 
   /// Class logits of the segmentation head on f(images): (N, classes, S, S).
   package mutating func logits(_ images: Tensor<Float>) -> Tensor<Float> {
-    batched(images, channels: config.classes) { net, batch, out in
-      let raw = net.backbone(batch)
-      net.head(raw.tensor, featureBias: raw.bias, into: out)
+    batched(images, channels: config.classes) { net, batch, count, out in
+      let size = images.shape.h
+      let features = net.workspace.buffer(.features, count: count * net.config.features * size * size)
+      net.backbone(batch, count: count, size: size, features: features)
+      net.head(features, count: count, size: size, into: out)
     }
   }
 
@@ -145,293 +196,249 @@ package struct InferenceNetwork: Sendable {
     let s = images.shape
     let plane = s.h * s.w, classes = config.classes
     var labels = [UInt8](repeating: 0, count: s.n * plane)
-    var logits = [Float]()
-    swap(&logits, &logitBuffer)
-    forEachBatch(images) { net, start, batch in
-      let raw = net.backbone(batch)
-      let count = batch.shape.n
-      resize(&logits, count * classes * plane)
-      logits.withUnsafeMutableBufferPointer { net.head(raw.tensor, featureBias: raw.bias, into: $0.baseAddress!) }
-      logits.withUnsafeBufferPointer { z in
-        labels.withUnsafeMutableBufferPointer { l in
-          argmaxPlanes(z.baseAddress!, batch: count, classes: classes, plane: plane, into: l.baseAddress! + start * plane, workers: net.workers)
-        }
+    labels.withUnsafeMutableBufferPointer { l in
+      let labelBase = l.baseAddress!
+      forEachBatch(images) { net, start, batch, count in
+        let features = net.workspace.buffer(.features, count: count * net.config.features * plane)
+        let logits = net.workspace.buffer(.logits, count: count * classes * plane)
+        net.backbone(batch, count: count, size: s.h, features: features)
+        net.head(features, count: count, size: s.h, into: logits)
+        argmaxPlanes(
+          logits, batch: count, classes: classes, plane: plane, into: labelBase + start * plane, workers: net.workers)
       }
     }
-    logitBuffer = logits
     return labels
   }
 
   // MARK: - Batches
 
-  /// Runs `body` on `batchSize` images at a time; `body` writes the batch's (count, channels, S,
-  /// S) result at the pointer it is given.
+  /// Runs `body(self, images of the batch, count, destination)` on `batchSize` images at a time;
+  /// `body` writes the batch's (count, channels, S, S) result at the destination.
   mutating func batched(
     _ images: Tensor<Float>, channels: Int,
-    _ body: (inout InferenceNetwork, Tensor<Float>, UnsafeMutablePointer<Float>) -> Void
+    _ body: (InferenceNetwork, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
   ) -> Tensor<Float> {
     let s = images.shape
     let outShape = Shape(s.n, channels, s.h, s.w)
-    var result = [Float](repeating: 0, count: outShape.count)
-    result.withUnsafeMutableBufferPointer { r in
-      let base = r.baseAddress!
-      forEachBatch(images) { net, start, batch in body(&net, batch, base + start * channels * s.h * s.w) }
+    let result = makeArray(outShape.count) { base in
+      forEachBatch(images) { net, start, batch, count in body(net, batch, count, base + start * channels * s.h * s.w) }
     }
     return Tensor(shape: outShape, data: result)
   }
 
-  /// Calls `body(self, first image, batch)` for consecutive batches of at most `batchSize`
-  /// images. A batch is the input itself when it fits, else a copy in the reused input buffer.
-  mutating func forEachBatch(_ images: Tensor<Float>, _ body: (inout InferenceNetwork, Int, Tensor<Float>) -> Void) {
+  /// Calls `body(self, first image, its pointer, count)` for consecutive batches of at most
+  /// `batchSize` images of `images`, after checking their shape and making the workspace this
+  /// network's own and laid out for their size.
+  mutating func forEachBatch(_ images: Tensor<Float>, _ body: (InferenceNetwork, Int, UnsafePointer<Float>, Int) -> Void) {
     let s = images.shape
-    if s.n <= batchSize {
-      body(&self, 0, images)
-      return
-    }
+    precondition(
+      s.c == config.inputChannels && s.h == s.w && s.h % (1 << config.depth) == 0,
+      "InferenceNetwork: input \(s), expected (N, \(config.inputChannels), S, S) with S divisible by \(1 << config.depth)")
+    if !isKnownUniquelyReferenced(&workspace) { workspace = InferenceWorkspace() }
+    workspace.layOut(forSize: s.h)
     let per = s.c * s.h * s.w
-    var start = 0
-    while start < s.n {
-      let count = min(batchSize, s.n - start)
-      var buffer = take(&batchImages, count: count * per)
-      buffer.withUnsafeMutableBufferPointer { b in
-        images.data.withUnsafeBufferPointer { b.baseAddress!.update(from: $0.baseAddress! + start * per, count: count * per) }
+    images.data.withUnsafeBufferPointer { buffer in
+      var start = 0
+      while start < s.n {
+        let count = min(batchSize, s.n - start)
+        body(self, start, buffer.baseAddress! + start * per, count)
+        start += count
       }
-      let batch = Tensor(shape: Shape(count, s.c, s.h, s.w), data: buffer)
-      buffer = []
-      body(&self, start, batch)
-      batchImages = batch.data
-      start += count
     }
   }
 
   // MARK: - Forward
 
-  /// The U-Net on one batch up to the last convolution: its output without the folded bias of
-  /// that convolution (the caller's pass adds it with the ReLU), and that bias.
-  mutating func backbone(_ images: Tensor<Float>) -> (tensor: Tensor<Float>, bias: [Float]) {
-    let s = images.shape
-    precondition(
-      s.c == config.inputChannels && s.h == s.w && s.h % (1 << config.depth) == 0,
-      "InferenceNetwork: input \(s), expected (N, \(config.inputChannels), S, S) with S divisible by \(1 << config.depth)")
+  /// The U-Net on `count` images (count, inputChannels, S, S) at `images`: writes f(images), the
+  /// last convolution's activation (count, D, S, S), at `features`.
+  ///
+  /// Every convolution stores `max(y + bias, 0)` straight where its reader wants it: padded planes
+  /// for the next 3x3 convolution (whose zero borders stay zero: only the interior is ever written),
+  /// the first half of an Up block's concatenation for a skip connection, plain planes for a
+  /// transposed convolution or the head. The max-pool reads the skip and writes the next level's
+  /// padded input; the transposed convolution writes the concatenation's second half.
+  func backbone(_ images: UnsafePointer<Float>, count: Int, size: Int, features: UnsafeMutablePointer<Float>) {
     let depth = config.depth
-    // Down the encoder: level l's output is the skip connection of up{depth - l} (written into
-    // that block's concatenation) and, pooled, level l + 1's input.
-    var x = images
+    let ws = workspace
+    func geometry(_ l: Int) -> PaddedGeometry { WinogradTiling(batch: count, height: size >> l, width: size >> l).geometry }
+    func padded(_ slot: InferenceWorkspace.Slot, _ l: Int, channels: Int) -> UnsafeMutablePointer<Float> {
+      ws.buffer(slot, count: geometry(l).count(planes: count * channels))
+    }
+    // Down the encoder: x is level l's padded input.
+    let input = padded(.input, 0, channels: config.inputChannels)
+    padPlanes(images, planes: count * config.inputChannels, geometry: geometry(0), into: input, workers: workers)
+    var x = UnsafePointer(input)
+    var bottom = UnsafePointer(input)
     for l in 0...depth {
+      let h = size >> l, g = geometry(l)
       let convs = levels[l]
-      var first = conv3x3Forward(input: x, weight: convs[0].weight, outputChannels: convs[0].outputChannels, workers: workers)
-      if l > 0 { pooled[l - 1] = x.data }
-      biasReLU(&first, bias: convs[0].bias)
-      var second = conv3x3Forward(input: first, weight: convs[1].weight, outputChannels: convs[1].outputChannels, workers: workers)
+      let c0 = convs[0].outputChannels, c = convs[1].outputChannels
+      let first = padded(.level(l), l, channels: c0)
+      convs[0].run(x, batch: count, size: h, into: .padded(first, geometry: g, channels: c0), workers: workers)
       if l == depth {
-        biasReLU(&second, bias: convs[1].bias)
-        x = second
+        let out = ws.buffer(.bottleneck, count: count * c * h * h)
+        convs[1].run(first, batch: count, size: h, into: .plain(out, rows: c, height: h, width: h), workers: workers)
+        bottom = UnsafePointer(out)
       } else {
-        let c = convs[1].outputChannels, h = second.shape.h
-        var joined = take(&concatenations[depth - l - 1], count: s.n * 2 * c * h * h)
-        var down = take(&pooled[l], count: s.n * c * (h / 2) * (h / 2))
-        biasReLUSkipPool(second, bias: convs[1].bias, skipInto: &joined, pooledInto: &down)
-        concatenations[depth - l - 1] = joined
-        x = Tensor(shape: Shape(s.n, c, h / 2, h / 2), data: down)
+        // The skip connection: the first half of up{depth - l}'s concatenation [skip, upsampled].
+        let skip = PlaneLayout.padded(padded(.joined(l), l, channels: 2 * c), geometry: g, channels: 2 * c)
+        convs[1].run(first, batch: count, size: h, into: skip, workers: workers)
+        let pooled = padded(.pooled(l), l + 1, channels: c)
+        maxPoolPlanes(
+          skip, into: .padded(pooled, geometry: geometry(l + 1), channels: c), batch: count, channels: c, height: h,
+          width: h, workers: workers)
+        x = UnsafePointer(pooled)
       }
     }
-    // Up the decoder: [skip, up(x)] -> DoubleConv.
+    // Up the decoder: y is the previous block's output, plain (count, channels, h / 2, h / 2).
+    var y = bottom
+    var channels = levels[depth][1].outputChannels
     for k in 1...depth {
+      let l = depth - k, h = size >> l, g = geometry(l)
       let up = ups[k - 1]
-      let upsampled = convTranspose2x2Forward(input: x, weight: up.weight, bias: up.bias, workers: workers)
-      let u = upsampled.shape
-      // The skip half was written by the encoder in this batch.
-      var skipped = [Float]()
-      swap(&skipped, &concatenations[k - 1])
-      precondition(skipped.count == 2 * u.count, "InferenceNetwork: concatenation \(k) holds \(skipped.count) values")
-      var joined = Tensor(shape: Shape(u.n, 2 * u.c, u.h, u.w), data: skipped)
-      skipped = []
-      copySecondHalf(upsampled, into: &joined.data)
-      var first = conv3x3Forward(input: joined, weight: up.convs[0].weight, outputChannels: up.convs[0].outputChannels, workers: workers)
-      concatenations[k - 1] = joined.data
-      biasReLU(&first, bias: up.convs[0].bias)
-      var second = conv3x3Forward(input: first, weight: up.convs[1].weight, outputChannels: up.convs[1].outputChannels, workers: workers)
-      if k == depth { return (second, up.convs[1].bias) }
-      biasReLU(&second, bias: up.convs[1].bias)
-      x = second
-    }
-    preconditionFailure("unreachable: the decoder returns at its last block")
-  }
-
-  // MARK: - Passes over a convolution's output
-
-  /// x = max(x + bias[c], 0) in place, on every plane (n, c) of x (N, C, H, W).
-  func biasReLU(_ x: inout Tensor<Float>, bias: [Float]) {
-    let s = x.shape
-    x.data.withUnsafeMutableBufferPointer { buffer in
-      let p = buffer.baseAddress!
-      biasReLUPlanes(UnsafePointer(p), bias: bias, shape: s, into: p, workers: workers)
+      let c = up.bias.count
+      let joined = padded(.joined(l), l, channels: 2 * c)
+      let pixels = (h / 2) * (h / 2)
+      let blocks = ws.buffer(.upsampled(k), count: count * 4 * c * pixels)
+      up.packed.withUnsafeBufferPointer { a in
+        gemmPlanes(
+          y, batch: count, depth: channels, pixels: pixels, packed: a.baseAddress!, rows: 4 * c, bias: nil,
+          output: blocks, workers: workers)
+      }
+      up.bias.withUnsafeBufferPointer { b in
+        depthToSpace(
+          blocks, batch: count, channels: c, height: h / 2, width: h / 2, bias: b.baseAddress!,
+          into: .padded(joined, geometry: g, channels: 2 * c, firstChannel: c), workers: workers)
+      }
+      let c0 = up.convs[0].outputChannels, c1 = up.convs[1].outputChannels
+      let first = padded(.up(k), l, channels: c0)
+      up.convs[0].run(joined, batch: count, size: h, into: .padded(first, geometry: g, channels: c0), workers: workers)
+      let out = k == depth ? features : ws.buffer(.upOutput(k), count: count * c1 * h * h)
+      up.convs[1].run(first, batch: count, size: h, into: .plain(out, rows: c1, height: h, width: h), workers: workers)
+      y = UnsafePointer(out)
+      channels = c1
     }
   }
 
-  /// skip planes (n, c) of `joined` (N, 2C, H, W) = max(x + bias[c], 0) for x (N, C, H, W), and
-  /// `down` (N, C, H/2, W/2) their 2x2 max-pool, in one pass (each plane pooled while it is in
-  /// cache, with `maxPoolWinner`'s rule, so the pool is bit-identical to `maxPool2x2Forward` of the
-  /// activation).
-  func biasReLUSkipPool(_ x: Tensor<Float>, bias: [Float], skipInto joined: inout [Float], pooledInto down: inout [Float]) {
-    let s = x.shape
-    let plane = s.h * s.w, ow = s.w / 2, oh = s.h / 2
-    precondition(joined.count == s.n * 2 * s.c * plane && down.count == s.n * s.c * oh * ow, "biasReLUSkipPool: buffer sizes")
-    x.data.withUnsafeBufferPointer { xBuffer in
-      bias.withUnsafeBufferPointer { bBuffer in
-        joined.withUnsafeMutableBufferPointer { jBuffer in
-          down.withUnsafeMutableBufferPointer { dBuffer in
-            // Disjoint writes: iteration (n, c) writes skip plane (n, c) of `joined` and pooled
-            // plane (n, c) only.
-            nonisolated(unsafe) let input = xBuffer.baseAddress!, b = bBuffer.baseAddress!
-            nonisolated(unsafe) let skip = jBuffer.baseAddress!, pool = dBuffer.baseAddress!
-            parallelFor(s.n * s.c, workers: workers) { item in
-              let n = item / s.c, c = item % s.c
-              let source = input + item * plane
-              let activation = skip + (n * 2 * s.c + c) * plane
-              let shift = Vec8(repeating: b[c]), zero = Vec8()
-              mapPlane(source, activation, count: plane) { v in
-                let y = v + shift
-                return y.replacing(with: zero, where: y .<= zero)
-              }
-              let out = pool + item * oh * ow
-              for oy in 0..<oh {
-                let r0 = activation + 2 * oy * s.w, r1 = r0 + s.w
-                for ox in 0..<ow {
-                  out[oy * ow + ox] = maxPoolWinner(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]).value
-                }
-              }
-            }
-          }
-        }
+  /// out (count, classes, S, S) = the 1x1 segmentation head of features (count, D, S, S), as
+  /// `conv1x1Forward` computes it (`gemmPlanes`: each output sums the channels in order, then adds
+  /// the bias).
+  func head(_ features: UnsafeMutablePointer<Float>, count: Int, size: Int, into out: UnsafeMutablePointer<Float>) {
+    headPacked.withUnsafeBufferPointer { a in
+      headBias.withUnsafeBufferPointer { b in
+        gemmPlanes(
+          features, batch: count, depth: config.features, pixels: size * size, packed: a.baseAddress!,
+          rows: config.classes, bias: b.baseAddress!, output: out, workers: workers)
       }
     }
   }
+}
 
-  /// Channels C ..< 2C of `joined` (N, 2C, H, W) = upsampled (N, C, H, W).
-  func copySecondHalf(_ upsampled: Tensor<Float>, into joined: inout [Float]) {
-    let s = upsampled.shape
-    let per = s.c * s.h * s.w
-    precondition(joined.count == 2 * s.count, "copySecondHalf: buffer size")
-    upsampled.data.withUnsafeBufferPointer { uBuffer in
-      joined.withUnsafeMutableBufferPointer { jBuffer in
-        // Disjoint writes: iteration n writes the second half of image n only.
-        nonisolated(unsafe) let source = uBuffer.baseAddress!, destination = jBuffer.baseAddress!
-        parallelFor(s.n, workers: workers) { n in
-          (destination + (2 * n + 1) * per).update(from: source + n * per, count: per)
-        }
-      }
-    }
+// MARK: - Workspace
+
+/// The buffers of one `InferenceNetwork`, kept from batch to batch: each slot grows to the largest
+/// batch seen and is zeroed when (re)allocated, so padded planes keep their zero borders (the
+/// network writes only their interiors). A class, so the network's methods need not be mutating;
+/// `InferenceNetwork.forEachBatch` gives a copied network a workspace of its own before using it,
+/// so no two networks ever share one.
+final class InferenceWorkspace: @unchecked Sendable {
+  enum Slot: Hashable {
+    case input, level(Int), joined(Int), pooled(Int), bottleneck, upsampled(Int), up(Int), upOutput(Int), features
+    case logits
   }
 
-  /// out (N, classes, H, W) = head(max(x + featureBias, 0)) for the last convolution's output x
-  /// (N, D, H, W): the bias, the ReLU and the 1x1 segmentation head in one pass (`headLogits`).
-  func head(_ x: Tensor<Float>, featureBias: [Float], into out: UnsafeMutablePointer<Float>) {
-    x.data.withUnsafeBufferPointer { xBuffer in
-      featureBias.withUnsafeBufferPointer { fb in
-        headLogits(
-          xBuffer.baseAddress!, featureBias: fb.baseAddress!, shape: x.shape, weight: headWeight, bias: headBias,
-          into: out, workers: workers)
-      }
-    }
+  private var buffers: [Slot: (pointer: UnsafeMutablePointer<Float>, count: Int)] = [:]
+  private var size = 0
+
+  /// Frees every buffer when the image size changes (the padded layouts depend on it).
+  func layOut(forSize size: Int) {
+    if size != self.size { release() }
+    self.size = size
   }
+
+  /// The buffer of `slot`, at least `count` values.
+  func buffer(_ slot: Slot, count: Int) -> UnsafeMutablePointer<Float> {
+    if let existing = buffers[slot], existing.count >= count { return existing.pointer }
+    buffers[slot]?.pointer.deallocate()
+    let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    pointer.initialize(repeating: 0, count: max(count, 1))
+    buffers[slot] = (pointer, count)
+    return pointer
+  }
+
+  private func release() {
+    for (_, buffer) in buffers { buffer.pointer.deallocate() }
+    buffers = [:]
+  }
+
+  deinit { release() }
 }
 
 // MARK: - Kernels
 
-/// out[n, c, ·] = max(x[n, c, ·] + bias[c], 0) for x (N, C, H, W); `out` may be `x`. NaN passes
-/// through, as in `reluForward`. Items are fixed groups of planes (of at least 4096 values).
-func biasReLUPlanes(_ x: UnsafePointer<Float>, bias: [Float], shape s: Shape, into out: UnsafeMutablePointer<Float>, workers: Int) {
-  precondition(bias.count == s.c, "biasReLUPlanes: \(bias.count) biases for \(s)")
-  let plane = s.h * s.w
-  let planes = s.n * s.c
-  let planesPerItem = max(1, 4096 / max(plane, 1))
-  bias.withUnsafeBufferPointer { bBuffer in
-    // Disjoint writes: item i writes planes i * planesPerItem ..< (i + 1) * planesPerItem only.
-    nonisolated(unsafe) let input = x, output = out, b = bBuffer.baseAddress!
-    parallelFor((planes + planesPerItem - 1) / planesPerItem, workers: workers) { item in
-      let zero = Vec8()
-      for p in (item * planesPerItem)..<min(planes, (item + 1) * planesPerItem) {
-        let shift = Vec8(repeating: b[p % s.c])
-        mapPlane(input + p * plane, output + p * plane, count: plane) { v in
-          let y = v + shift
-          // y <= 0 is false for NaN, so NaN passes through.
-          return y.replacing(with: zero, where: y .<= zero)
-        }
+/// The 2x2 max-pool (`maxPool2x2Forward`'s winner rule, so the same bits) of (batch, channels,
+/// height, width) planes in `source`, into `destination`; height and width even. Parallel over
+/// planes, each owned by one iteration; 8 outputs at a time where 16 inputs of each row remain.
+func maxPoolPlanes(
+  _ source: PlaneLayout, into destination: PlaneLayout, batch: Int, channels: Int, height: Int, width: Int,
+  workers: Int
+) {
+  precondition(height % 2 == 0 && width % 2 == 0, "maxPoolPlanes: \(height) x \(width)")
+  let oh = height / 2, ow = width / 2
+  // Disjoint writes: iteration (n, c) writes plane (n, c) of `destination` only.
+  nonisolated(unsafe) let from = source, to = destination
+  parallelFor(batch * channels, workers: workers) { item in
+    let n = item / channels, c = item % channels
+    for oy in 0..<oh {
+      let r0 = UnsafePointer(from.at(n, c, 2 * oy, 0)), r1 = r0 + from.rowStride
+      let out = to.at(n, c, oy, 0)
+      var ox = 0
+      while ox + 8 <= ow {
+        let top = load16(r0 + 2 * ox), bottom = load16(r1 + 2 * ox)
+        store8(maxPoolWinner8(top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf), out + ox)
+        ox += 8
+      }
+      while ox < ow {
+        out[ox] = maxPoolWinner(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]).value
+        ox += 1
       }
     }
   }
 }
 
-/// Pixels per item of `headLogits`.
-let headBlock = 256
+/// `maxPoolWinner(a, b, c, d).value` lane by lane: a later entry wins only when strictly larger,
+/// or when it is the first NaN.
+@inline(__always)
+func maxPoolWinner8(_ a: Vec8, _ b: Vec8, _ c: Vec8, _ d: Vec8) -> Vec8 {
+  var value = a
+  value.replace(with: b, where: (b .> value) .| ((b .!= b) .& (value .== value)))
+  value.replace(with: c, where: (c .> value) .| ((c .!= c) .& (value .== value)))
+  value.replace(with: d, where: (d .> value) .| ((d .!= d) .& (value .== value)))
+  return value
+}
 
-/// out[n, k, p] = bias[k] + sum over c in order of weight[k, c] · max(x[n, c, p] + featureBias[c], 0).
-/// x: (N, D, H, W); weight: (K, D); bias: (K); out: (N, K, H, W).
-///
-/// Items are (image, block of `headBlock` pixels); an item computes 4 classes x 16 pixels at a time
-/// over all D channels (the block's D x 16 inputs stay in L1 while the class groups reuse them).
-/// Matches `conv1x1Forward` of the activation up to the (fixed) summation order; each output is
-/// one reduction in a fixed order, so nothing depends on `workers`.
-func headLogits(
-  _ x: UnsafePointer<Float>, featureBias: UnsafePointer<Float>, shape s: Shape, weight: [Float], bias: [Float],
-  into out: UnsafeMutablePointer<Float>, workers: Int
+/// out[n, o, 2y + i, 2x + j] = blocks[n, (o, i, j), y, x] + bias[o], stored in `out`: the
+/// transposed convolution's rearrangement (`convTranspose2x2Forward`'s, the same additions)
+/// written straight into a concatenation. Parallel over (n, o) planes.
+func depthToSpace(
+  _ blocks: UnsafePointer<Float>, batch: Int, channels: Int, height: Int, width: Int, bias: UnsafePointer<Float>,
+  into out: PlaneLayout, workers: Int
 ) {
-  let classes = bias.count, depth = s.c, plane = s.h * s.w
-  precondition(weight.count == classes * depth, "headLogits: weight \(weight.count) for \(classes) x \(depth)")
-  // packed[group][c][m] = weight[4 group + m, c], zero past the last class.
-  let groups = (classes + 3) / 4
-  var packed = [Float](repeating: 0, count: groups * depth * 4)
-  for k in 0..<classes {
-    for c in 0..<depth { packed[((k / 4) * depth + c) * 4 + k % 4] = weight[k * depth + c] }
-  }
-  let blocks = (plane + headBlock - 1) / headBlock
-  packed.withUnsafeBufferPointer { pBuffer in
-    bias.withUnsafeBufferPointer { bBuffer in
-      // Disjoint writes: item (n, block) writes pixels of its block of image n, every class.
-      nonisolated(unsafe) let input = x, fb = featureBias, w = pBuffer.baseAddress!, b = bBuffer.baseAddress!
-      nonisolated(unsafe) let output = out
-      parallelFor(s.n * blocks, workers: workers) { item in
-        let n = item / blocks
-        let first = (item % blocks) * headBlock
-        let last = min(plane, first + headBlock)
-        let image = input + n * depth * plane
-        let zero = Vec8()
-        for group in 0..<groups {
-          var p = first
-          while p < last {
-            let lanes0 = min(8, last - p), lanes1 = max(0, min(8, last - p - 8))
-            var a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero, a30 = zero, a31 = zero
-            var wk = w + group * depth * 4
-            for c in 0..<depth {
-              let shift = Vec8(repeating: fb[c])
-              let row = image + c * plane + p
-              var v0 = loadPartial(row, lanes: lanes0) + shift
-              v0.replace(with: zero, where: v0 .<= zero)
-              var v1 = lanes1 > 0 ? loadPartial(row + 8, lanes: lanes1) + shift : zero
-              v1.replace(with: zero, where: v1 .<= zero)
-              let w0 = Vec8(repeating: wk[0]), w1 = Vec8(repeating: wk[1])
-              let w2 = Vec8(repeating: wk[2]), w3 = Vec8(repeating: wk[3])
-              a00.addProduct(w0, v0)
-              a01.addProduct(w0, v1)
-              a10.addProduct(w1, v0)
-              a11.addProduct(w1, v1)
-              a20.addProduct(w2, v0)
-              a21.addProduct(w2, v1)
-              a30.addProduct(w3, v0)
-              a31.addProduct(w3, v1)
-              wk += 4
-            }
-            for m in 0..<min(4, classes - 4 * group) {
-              let (low, high) = m == 0 ? (a00, a01) : m == 1 ? (a10, a11) : m == 2 ? (a20, a21) : (a30, a31)
-              let k = 4 * group + m
-              let shift = Vec8(repeating: b[k])
-              let destination = output + (n * classes + k) * plane + p
-              store8(low + shift, destination, lanes: lanes0)
-              if lanes1 > 0 { store8(high + shift, destination + 8, lanes: lanes1) }
-            }
-            p += 16
-          }
+  let pixels = height * width
+  nonisolated(unsafe) let source = blocks, b = bias, destination = out
+  // Disjoint writes: plane (n, o) of the output belongs to iteration n * channels + o.
+  parallelFor(batch * channels, workers: workers) { plane in
+    let n = plane / channels, o = plane % channels
+    let src = source + plane * 4 * pixels
+    let shift = b[o]
+    for y in 0..<height {
+      for i in 0..<2 {
+        let row = destination.at(n, o, 2 * y + i, 0)
+        let s0 = src + (2 * i) * pixels + y * width
+        let s1 = src + (2 * i + 1) * pixels + y * width
+        for x in 0..<width {
+          row[2 * x] = s0[x] + shift
+          row[2 * x + 1] = s1[x] + shift
         }
       }
     }
@@ -461,25 +468,5 @@ func argmaxPlanes(
       }
       out[n * plane + p] = UInt8(bestClass)
     }
-  }
-}
-
-// MARK: - Workspace
-
-/// The array in `slot` (left empty), resized to exactly `count` elements (`resize`).
-func take(_ slot: inout [Float], count: Int) -> [Float] {
-  var buffer = [Float]()
-  swap(&buffer, &slot)
-  resize(&buffer, count)
-  return buffer
-}
-
-/// Makes `buffer` exactly `count` elements (their values unspecified), keeping its storage when
-/// its capacity suffices: a smaller last batch, and the full batch after it, allocate nothing.
-func resize(_ buffer: inout [Float], _ count: Int) {
-  if buffer.count > count {
-    buffer.removeLast(buffer.count - count)
-  } else if buffer.count < count {
-    buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
   }
 }

@@ -55,6 +55,13 @@ struct WinogradTiling {
     return tilesX % 8 == 0 ? 8 : tilesX % 4 == 0 ? 4 : 0
   }
 
+  /// Tile t's image and its top-left output pixel (2ty, 2tx).
+  @inline(__always)
+  func outputCorner(_ t: Int) -> (n: Int, y: Int, x: Int) {
+    let r = t % tilesPerImage
+    return (t / tilesPerImage, 2 * (r / tilesX), 2 * (r % tilesX))
+  }
+
   /// Offset of output pixel (2ty, 2tx) of tile t in its (H, W) plane, and the image.
   @inline(__always)
   func outputPixel(_ t: Int) -> (n: Int, offset: Int) {
@@ -286,24 +293,24 @@ func winogradOutputTransform(_ m: UnsafePointer<Float>, stride: Int) -> (Vec8, V
 // MARK: - The convolution
 
 /// out[n, r, y, x] = sum over k < depth, taps t of g(r, k, t) · padded[n, k, y + ky, x + kx], by
-/// F(2x2, 3x3) with the filters `transformed` (`winogradFilters`).
+/// F(2x2, 3x3) with the filters `transformed` (`winogradFilters`), stored by `store`.
 ///
-/// padded: the (batch, depth) input planes in `tiling.geometry`; out: (batch, rows, H, W). Items are
-/// panels of 24 tiles; each owns its tiles' outputs for every row, and each output is the same
-/// computation (its 16 products each summed over k in order by `gemmTile`, then the fixed output
-/// transform) whatever the worker count, so the result does not depend on `workers`.
+/// padded: the (batch, depth) input planes in `tiling.geometry`; out: (batch, rows, H, W) in
+/// `store.layout`. Items are panels of 24 tiles; each owns its tiles' outputs for every row, and
+/// each output is the same computation (its 16 products each summed over k in order by `gemmTile`,
+/// then the fixed output transform, then the store's bias and ReLU if any) whatever the worker
+/// count, so the result does not depend on `workers`.
 func winogradConv3x3(
   padded: UnsafePointer<Float>, tiling: WinogradTiling, depth: Int,
-  transformed: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, workers: Int
+  transformed: UnsafePointer<Float>, rows: Int, store: ConvStore, workers: Int
 ) {
   let blocks = (rows + 3) / 4
-  let plane = tiling.height * tiling.width
   let vCount = 16 * depth * 24
   let mStride = blocks * 4 * 24
   // Disjoint writes: item `panel` writes the output pixels of its own tiles only.
   nonisolated(unsafe) let input = padded
   nonisolated(unsafe) let filters = transformed
-  nonisolated(unsafe) let out = output
+  nonisolated(unsafe) let out = store
   parallelFor(tiling.panels, workers: workers) { panel in
     let firstTile = panel * 24
     withScratch(vCount + 16 * mStride) { scratch in
@@ -323,47 +330,61 @@ func winogradConv3x3(
           }
         }
       }
-      for group in 0..<3 {
-        let t0 = firstTile + 8 * group
-        if t0 >= tiling.tiles { break }
-        if tiling.run == 8 {
-          // 8 tiles of one tile row: rows 2ty and 2ty + 1, 16 contiguous columns each.
-          let (n, pixel) = tiling.outputPixel(t0)
-          for row in 0..<rows {
-            let (y00, y01, y10, y11) = winogradOutputTransform(m + row * 24 + 8 * group, stride: mStride)
-            let destination = out + (n * rows + row) * plane + pixel
-            store16(interleave(y00, y01), destination)
-            store16(interleave(y10, y11), destination + tiling.width)
-          }
-        } else if tiling.run == 4 && t0 + 8 <= tiling.tiles {
-          // Two runs of 4 tiles: 8 contiguous columns on each of two rows per run.
-          let (n0, pixel0) = tiling.outputPixel(t0)
-          let (n1, pixel1) = tiling.outputPixel(t0 + 4)
-          for row in 0..<rows {
-            let (y00, y01, y10, y11) = winogradOutputTransform(m + row * 24 + 8 * group, stride: mStride)
-            let first = out + (n0 * rows + row) * plane + pixel0
-            let second = out + (n1 * rows + row) * plane + pixel1
-            store8(interleave(y00.lowHalf, y01.lowHalf), first)
-            store8(interleave(y10.lowHalf, y11.lowHalf), first + tiling.width)
-            store8(interleave(y00.highHalf, y01.highHalf), second)
-            store8(interleave(y10.highHalf, y11.highHalf), second + tiling.width)
-          }
-        } else {
-          for row in 0..<rows {
-            let (y00, y01, y10, y11) = winogradOutputTransform(m + row * 24 + 8 * group, stride: mStride)
-            for l in 0..<min(8, tiling.tiles - t0) {
-              let t = t0 + l
-              let n = t / tiling.tilesPerImage
-              let r = t % tiling.tilesPerImage
-              let y = 2 * (r / tiling.tilesX), x = 2 * (r % tiling.tilesX)
-              let destination = out + (n * rows + row) * plane + y * tiling.width + x
-              destination[0] = y00[l]
-              if x + 1 < tiling.width { destination[1] = y01[l] }
-              if y + 1 < tiling.height {
-                destination[tiling.width] = y10[l]
-                if x + 1 < tiling.width { destination[tiling.width + 1] = y11[l] }
-              }
-            }
+      winogradStoreOutputs(m, stride: mStride, tiling: tiling, rows: rows, firstTile: firstTile, store: out)
+    }
+  }
+}
+
+/// The output transform of a panel's tiles `firstTile ..< firstTile + 24` (the products M of row r
+/// and tile firstTile + i at `m + r * 24 + i`, point ξ at `ξ * stride`): each tile's 2x2 outputs
+/// of every row go through `store`.
+@inline(__always)
+func winogradStoreOutputs(
+  _ m: UnsafePointer<Float>, stride mStride: Int, tiling: WinogradTiling, rows: Int, firstTile: Int, store: ConvStore
+) {
+  let layout = store.layout
+  for group in 0..<3 {
+    let t0 = firstTile + 8 * group
+    if t0 >= tiling.tiles { break }
+    if tiling.run == 8 {
+      // 8 tiles of one tile row: rows 2ty and 2ty + 1, 16 contiguous columns each.
+      let (n, y, x) = tiling.outputCorner(t0)
+      for row in 0..<rows {
+        let y4 = winogradOutputTransform(m + row * 24 + 8 * group, stride: mStride)
+        let y00 = store.value(y4.0, row: row), y01 = store.value(y4.1, row: row)
+        let y10 = store.value(y4.2, row: row), y11 = store.value(y4.3, row: row)
+        let destination = layout.at(n, row, y, x)
+        store16(interleave(y00, y01), destination)
+        store16(interleave(y10, y11), destination + layout.rowStride)
+      }
+    } else if tiling.run == 4 && t0 + 8 <= tiling.tiles {
+      // Two runs of 4 tiles: 8 contiguous columns on each of two rows per run.
+      let (n0, y0, x0) = tiling.outputCorner(t0)
+      let (n1, y1, x1) = tiling.outputCorner(t0 + 4)
+      for row in 0..<rows {
+        let y4 = winogradOutputTransform(m + row * 24 + 8 * group, stride: mStride)
+        let y00 = store.value(y4.0, row: row), y01 = store.value(y4.1, row: row)
+        let y10 = store.value(y4.2, row: row), y11 = store.value(y4.3, row: row)
+        let first = layout.at(n0, row, y0, x0)
+        let second = layout.at(n1, row, y1, x1)
+        store8(interleave(y00.lowHalf, y01.lowHalf), first)
+        store8(interleave(y10.lowHalf, y11.lowHalf), first + layout.rowStride)
+        store8(interleave(y00.highHalf, y01.highHalf), second)
+        store8(interleave(y10.highHalf, y11.highHalf), second + layout.rowStride)
+      }
+    } else {
+      for row in 0..<rows {
+        let y4 = winogradOutputTransform(m + row * 24 + 8 * group, stride: mStride)
+        let y00 = store.value(y4.0, row: row), y01 = store.value(y4.1, row: row)
+        let y10 = store.value(y4.2, row: row), y11 = store.value(y4.3, row: row)
+        for l in 0..<min(8, tiling.tiles - t0) {
+          let (n, y, x) = tiling.outputCorner(t0 + l)
+          let destination = layout.at(n, row, y, x)
+          destination[0] = y00[l]
+          if x + 1 < tiling.width { destination[1] = y01[l] }
+          if y + 1 < tiling.height {
+            destination[layout.rowStride] = y10[l]
+            if x + 1 < tiling.width { destination[layout.rowStride + 1] = y11[l] }
           }
         }
       }

@@ -215,6 +215,20 @@ func winogradTransformInputs(
 ) {
   let g = tiling.geometry
   let rs = g.rowStride
+  if tiling.run == 8 && firstTile + 8 * groups <= tiling.tiles {
+    // Every group is 8 tiles of one tile row. Channel-outer: a channel's window rows are read for
+    // all groups while they are in L1 (the same values go to the same places in either order).
+    for k in channels {
+      for group in 0..<groups {
+        let p = padded + tiling.window(firstTile + 8 * group, depth: depth).offset + k * g.planeStride
+        winogradStoreInput(
+          winogradAcross(contiguousWindowRow(p)), winogradAcross(contiguousWindowRow(p + rs)),
+          winogradAcross(contiguousWindowRow(p + 2 * rs)), winogradAcross(contiguousWindowRow(p + 3 * rs)),
+          v + 8 * group + k * channelStride, stride: pointStride)
+      }
+    }
+    return
+  }
   for group in 0..<groups {
     let t0 = firstTile + 8 * group
     let destination = v + 8 * group

@@ -1,3 +1,4 @@
+import KernelCatalog
 import Optimized
 import Reference
 import Testing

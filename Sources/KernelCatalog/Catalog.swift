@@ -11,5 +11,5 @@ package let kernelCatalog: [any CatalogKernel] = [
   BatchNormKernel(training: true), BatchNormKernel(training: false),
   ReLUKernel(), MaxPoolKernel(), ConcatKernel(), WarpKernel(), L2NormalizeKernel(),
   InfoNCEKernel(), BarlowTwinsKernel(), SoftDiceKernel(), AdamKernel(), IntensityAugmentationKernel(),
-  GlobalAveragePoolKernel(), ConsistencyLossKernel(), EMAKernel(), SimCLRObjectiveKernel(),
+  GlobalAveragePoolKernel(), ConsistencyLossKernel(), EMAKernel(), SimCLRObjectiveKernel(), NearestNeighbourKernel(),
 ]

@@ -142,4 +142,8 @@ public struct OptimizedBackend: Backend {
   public func emaUpdate(teacher: inout [Float], student: [Float], range: Range<Int>, decay: Double) {
     Optimized.emaUpdate(teacher: &teacher, student: student, range: range, decay: decay, workers: workers)
   }
+
+  public func nearestNeighbours(queries: Tensor<Float>, support: Tensor<Float>) -> (index: [Int], similarity: [Float]) {
+    Optimized.nearestNeighbours(queries: queries, support: support, workers: workers)
+  }
 }

@@ -106,6 +106,13 @@ public protocol Backend: Sendable {
   func consistencyLoss(studentLogits: Tensor<Scalar>, teacherLogits: Tensor<Scalar>)
     -> (loss: Double, gradStudentLogits: Tensor<Scalar>)
 
+  // MARK: - Nearest neighbours
+
+  /// For every query row, the support row of largest dot product (the cosine similarity of
+  /// L2-normalised rows) and that dot product; on a tie the lowest support index wins
+  /// (`nearestNeighbours(queries:support:)`). queries: (Q, d, 1, 1); support: (S, d, 1, 1), S >= 1.
+  func nearestNeighbours(queries: Tensor<Scalar>, support: Tensor<Scalar>) -> (index: [Int], similarity: [Scalar])
+
   // MARK: - Optimiser
 
   /// One Adam step with PyTorch semantics on `values[range]` (bias-corrected, no weight decay).

@@ -114,4 +114,8 @@ public struct ReferenceBackend: Backend {
   public func emaUpdate(teacher: inout [Double], student: [Double], range: Range<Int>, decay: Double) {
     Reference.emaUpdate(teacher: &teacher, student: student, range: range, decay: decay)
   }
+
+  public func nearestNeighbours(queries: Tensor<Double>, support: Tensor<Double>) -> (index: [Int], similarity: [Double]) {
+    Reference.nearestNeighbours(queries: queries, support: support)
+  }
 }

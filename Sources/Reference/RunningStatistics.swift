@@ -42,3 +42,44 @@ extension Pix2RepNetwork {
     }
   }
 }
+
+extension Pix2RepNetwork {
+  /// Sets the projection head's BatchNorm (net.1) running mean and variance to the average, over
+  /// `batches`, of its batch statistics in a training-mode forward pass of the backbone and of g,
+  /// as `reestimateBatchNormStatistics` does for the backbone: together the two give what one
+  /// re-estimation of every layer would. The backbone's running statistics are left as they were
+  /// (the training-mode passes move them; they are restored). No weight changes. For the random
+  /// backbone's in-context control (docs/PROTOCOL.md section 9), whose projection head is never
+  /// trained. batches: images (N, 1, S, S) each.
+  public mutating func reestimateProjectionStatistics<S: Sequence>(over batches: S) where S.Element == Tensor<Scalar> {
+    let backbone = layout.entries.filter { $0.group == .backbone && !$0.role.isTrainable }
+    let kept = backbone.map { Array(values[$0.range]) }
+    let running = layout.entries.filter { $0.group == .projection && !$0.role.isTrainable }
+    var sums = [Double](repeating: 0, count: running.reduce(0) { $0 + $1.count })
+    var count = 0
+    for batch in batches {
+      for entry in running {
+        for i in entry.range { values[i] = 0 }
+      }
+      let features = backboneForward(batch, training: true).output
+      _ = projectionHiddenForward(features, training: true)
+      var k = 0
+      for entry in running {
+        for i in entry.range {
+          sums[k] += Double(values[i]) / BatchNormConstants.momentum
+          k += 1
+        }
+      }
+      count += 1
+    }
+    precondition(count > 0, "reestimateProjectionStatistics: no batches")
+    var k = 0
+    for entry in running {
+      for i in entry.range {
+        values[i] = Scalar(sums[k] / Double(count))
+        k += 1
+      }
+    }
+    for (entry, saved) in zip(backbone, kept) { values.replaceSubrange(entry.range, with: saved) }
+  }
+}

@@ -75,4 +75,23 @@ import TestSupport
       .contains { Array(a.values[$0.range]) != Array(fresh.values[$0.range]) }
     #expect(changed, "no running statistic changed")
   }
+
+  @Test("the projection head's statistics are the moments of net.0 · f in training mode; nothing else changes")
+  func projectionStatistics() {
+    let fresh = Pix2RepNetwork(config: Self.config, backend: ReferenceBackend(), seed: 10)
+    var net = fresh
+    let batches = [Self.images(2, seed: 5), Self.images(3, seed: 6)]
+    let expected = batches.map { batch -> (mean: [Double], variance: [Double]) in
+      var copy = fresh
+      let features = copy.backboneForward(batch, training: true).output
+      return Self.moments(conv1x1Forward(input: features, weight: fresh.parameter("net.0.weight"), bias: fresh.parameter("net.0.bias")))
+    }
+    net.reestimateProjectionStatistics(over: batches)
+    let width = Self.config.projectionHidden
+    expectClose("net.1.running_mean", net.parameter("net.1.running_mean"), (0..<width).map { (expected[0].mean[$0] + expected[1].mean[$0]) / 2 }, tolerance: .doubleRounding)
+    expectClose("net.1.running_var", net.parameter("net.1.running_var"), (0..<width).map { (expected[0].variance[$0] + expected[1].variance[$0]) / 2 }, tolerance: .doubleRounding)
+    for entry in net.layout.entries where !entry.name.hasPrefix("net.1.running") {
+      #expect(Array(net.values[entry.range]) == Array(fresh.values[entry.range]), "\(entry.name) changed")
+    }
+  }
 }

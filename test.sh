@@ -8,7 +8,7 @@ swift build -c release --product verify
 smoke_run=.build/ci-smoke-run
 swift run -c release verify reproduce --preset smoke --run "$smoke_run" --fresh
 for f in results.md results.csv results.json report.html pictures/efficiency.svg pictures/segmentation.png \
-  pictures/representation.png; do
+  pictures/representation.png pictures/propagation.png; do
   if [ ! -s "$smoke_run/$f" ]; then
     echo "test.sh: verify reproduce --preset smoke did not write $smoke_run/$f" >&2
     exit 1

@@ -22,6 +22,19 @@ extension Report {
       body.append("<tr><td>\(escapeXML(c.claim))</td><td>\(escapeXML(c.paper))</td><td>\(escapeXML(c.ours))</td><td class=\"\(cls)\">\(escapeXML(c.verdict))</td></tr>")
     }
     body.append("</table>")
+    if !inContextNotes.isEmpty {
+      body.append("<h2>In-context segmentation</h2>")
+      body.append(htmlTable(markdown: inContextNotes))
+      body.append("<table><tr><th>comparison (paired over every budget and draw)</th><th>paper</th><th>ours</th><th>verdict</th></tr>")
+      for c in Claims.inContext(table) {
+        body.append("<tr><td>\(escapeXML(c.claim))</td><td>\(escapeXML(c.paper))</td><td>\(escapeXML(c.ours))</td><td>\(escapeXML(c.verdict))</td></tr>")
+      }
+      body.append("</table>")
+    }
+    if !propagationText.isEmpty {
+      body.append("<h2>ED-to-ES propagation</h2>")
+      body.append(htmlTable(markdown: propagationText))
+    }
     if !sanity.isEmpty {
       body.append("<h3>Sanity checks (reported, never used to steer training)</h3><ul>")
       body.append(sanity.map { "<li>\(escapeXML($0))</li>" }.joined())

@@ -129,7 +129,9 @@ extension Reproduction {
   /// Writes every picture into pictures/ and returns them in report order. Methods whose
   /// budget-1 weights are absent (run folders from before they were saved) are left out of the
   /// overlays and said so in the caption.
-  func writePictures(runs: [RunResult], backbones: [PretrainingObjective: [Float]], random: [Float]) throws -> [Picture] {
+  func writePictures(
+    runs: [RunResult], backbones: [PretrainingObjective: [Float]], random: [Float], propagation: [PropagationResult] = []
+  ) throws -> [Picture] {
     let folder = store.directory.appendingPathComponent("pictures")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     var pictures: [Picture] = []
@@ -142,10 +144,10 @@ extension Reproduction {
     let describe = chosen.map { "patient \(test.volumes[test.volumeOfSlice[$0]].patient) \(test.volumes[test.volumeOfSlice[$0]].phase)" }
       .joined(separator: "; ")
 
-    // Segmentation overlays.
+    // Segmentation overlays (of the trained methods: the in-context runs keep no weights).
     var methods: [Method] = [], missing: [Method] = []
     var predictions: [[UInt8]] = []
-    for method in Method.allCases where runs.contains(where: { $0.method == method && $0.budget == 1 && $0.draw == 1 }) {
+    for method in Method.allCases where !method.isInContext && runs.contains(where: { $0.method == method && $0.budget == 1 && $0.draw == 1 }) {
       let url = downstreamWeightsURL(method)
       guard FileManager.default.fileExists(atPath: url.path) else {
         missing.append(method)
@@ -175,6 +177,8 @@ extension Reproduction {
           + " (budget 1, draw 1). Blue RV, green myocardium, red LV."
           + (missing.isEmpty ? "" : " Not shown (weights not saved by this run folder): " + missing.map(\.rawValue).joined(separator: ", ") + "."))
     }
+
+    try savePropagationPicture(propagation, save: save)
 
     // The learned representation.
     let named: [(String, [Float])] = [
@@ -238,5 +242,30 @@ extension Reproduction {
         "Validation soft Dice loss of each method's budget-1, draw-1 run (fine-tuning stops after \(config.patience) validations without a new best).")
     }
     return pictures
+  }
+}
+
+extension Reproduction {
+  /// propagation.png: for each pictured test patient, its middle ED slice with the ED truth, its
+  /// middle ES slice with the ES truth, then that ES slice with each backbone's propagated labels.
+  func savePropagationPicture(_ propagation: [PropagationResult], save: (_ bytes: [UInt8], _ file: String, _ title: String, _ caption: String) throws -> Void) throws {
+    guard let first = propagation.first, !first.pictured.isEmpty else { return }
+    let test = data.test, size = test.size, plane = size * size
+    func image(_ i: Int) -> [Float] { Array(test.images[(i * plane)..<((i + 1) * plane)]) }
+    func truth(_ i: Int) -> [UInt8] { Array(test.labels[(i * plane)..<((i + 1) * plane)]) }
+    var tiles: [[UInt8]] = []
+    for (row, shown) in first.pictured.enumerated() {
+      tiles.append(LabelOverlay.rgb(image: image(shown.endDiastoleSlice), labels: truth(shown.endDiastoleSlice), width: size, height: size))
+      tiles.append(LabelOverlay.rgb(image: image(shown.endSystoleSlice), labels: truth(shown.endSystoleSlice), width: size, height: size))
+      for p in propagation {
+        let labels = row < p.pictured.count ? p.pictured[row].labels : [UInt8](repeating: 0, count: plane)
+        tiles.append(LabelOverlay.rgb(image: image(shown.endSystoleSlice), labels: labels, width: size, height: size))
+      }
+    }
+    let patients = first.pictured.map { "patient \($0.patient)" }.joined(separator: "; ")
+    try save(
+      tiledPNG(tiles, size: size, columns: 2 + propagation.count), "propagation.png", "ED-to-ES propagation (no training)",
+      "Rows: test patients (\(patients)), the middle slice of each frame. Columns: ED truth, ES truth, then the ES labels propagated from the ED truth by nearest neighbours with "
+        + propagation.map(\.backbone.title).joined(separator: ", ") + ". Blue RV, green myocardium, red LV.")
   }
 }

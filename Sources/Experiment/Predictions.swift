@@ -88,7 +88,7 @@ extension Reproduction {
     }
     try write("images", nil, images: true)
     try write("truth", test.labels)
-    for method in Method.allCases where runs.contains(where: { $0.method == method && $0.budget == 1 && $0.draw == 1 }) {
+    for method in Method.allCases where !method.isInContext && runs.contains(where: { $0.method == method && $0.budget == 1 && $0.draw == 1 }) {
       let url = downstreamWeightsURL(method)
       guard FileManager.default.fileExists(atPath: url.path) else {
         say("  predictions: no saved weights for \(method.rawValue) at budget 1 (older run folder), skipped")

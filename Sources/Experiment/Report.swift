@@ -22,6 +22,8 @@ public struct Report: Codable, Sendable {
   public var builds: String? = nil
   /// The SimCLR pretraining stage's outcome (nil when it has not finished, or in older results).
   public var simCLR: SimCLROutcome? = nil
+  /// The ED-to-ES propagation of each backbone (nil in older results, or before any has finished).
+  public var propagation: [PropagationResult]? = nil
 
   var table: ResultTable { ResultTable(runs: runs, budgets: configuration.budgets) }
 
@@ -55,6 +57,9 @@ public struct Report: Codable, Sendable {
     }
     if runs.contains(where: { $0.method == .simCLRLinear || $0.method == .simCLRFineTune || $0.method.isMeanTeacher }) {
       lines.append("SimCLR LP/FT: the same probing and fine-tuning from an encoder pretrained with image-level SimCLR (decoder as initialised); Mean Teacher: semi-supervised from the random backbone; Pix2Rep FT + MT: the same from the InfoNCE backbone (settings under Baselines).")
+    }
+    if runs.contains(where: { $0.method.isInContext }) {
+      lines.append("Pix2Rep, Pix2Rep-v2 and Random-backbone in-context: no training; each test pixel takes the label of its nearest labelled pixel (details under In-context segmentation).")
     }
     lines.append(stopSummary)
     return lines.joined(separator: "\n")
@@ -94,7 +99,7 @@ public struct Report: Codable, Sendable {
       "| method | budget | draw | Dice | steps | epochs | best step | stopped by | best validation loss, change over last quarter | time |",
       "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in runs.sorted(by: { ($0.budget, $0.draw, $0.method.rawValue) < ($1.budget, $1.draw, $1.method.rawValue) }) {
+    for r in runs.sorted(by: { ($0.budget, $0.draw, $0.method.rawValue) < ($1.budget, $1.draw, $1.method.rawValue) }) where !r.method.isInContext {
       lines.append(String(format: "| %@ | %d | %d | %.3f | %d | %@ | %@ | %@ | %@ | %@ |", r.method.rawValue, r.budget, r.draw, r.summary.mean, r.steps,
         r.epochs.map { String(format: "%.1f", $0) } ?? "–", r.bestStep.map(String.init) ?? "–", r.stopReason?.rawValue ?? "–",
         r.relativeChangeLastQuarter.map { $0 > -0.0005 ? "0.0%" : String(format: "%+.1f%%", 100 * $0) } ?? "–", formatDuration(r.seconds)))
@@ -138,6 +143,8 @@ public struct Report: Codable, Sendable {
     for k in 0..<3 { parts += ["", diceTable(classIndex: k)] }
     parts += ["", tableNotes]
     parts += ["", claimsText, ""]
+    if !inContextText.isEmpty { parts += [inContextText, ""] }
+    if !propagationText.isEmpty { parts += [propagationText, ""] }
     if !sanity.isEmpty { parts += ["Sanity checks (reported, never used to steer training):"] + sanity.map { "- " + $0 } + [""] }
     if !pretraining.isEmpty || simCLR != nil { parts += ["Pretraining:", pretrainingText, ""] }
     parts += [BaselineSettings.text(configuration), ""]

@@ -94,17 +94,28 @@ public struct Reproduction {
       }
     }
     let equivariance = try equivarianceFigures(pretrained: backbones[.infoNCE]!, random: random)
+    // The claims and sanity checks see the trained rows only, as before the in-context rows existed.
     let table = ResultTable(runs: runs, budgets: config.budgets)
+    let inContextValues: [InContextBackbone: [Float]] = [
+      .infoNCE: backbones[.infoNCE]!, .barlowTwins: backbones[.barlowTwins]!, .random: try randomBackboneForInContext(probedRandom),
+    ]
+    for d in draws {
+      say("in context, budget \(d.budget), draw \(d.draw):")
+      for backbone in InContextBackbone.allCases {
+        runs.append(try inContextRun(backbone, values: inContextValues[backbone]!, d))
+      }
+    }
+    let propagation = try InContextBackbone.allCases.map { try self.propagation($0, values: inContextValues[$0]!) }
     let report = Report(
       dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
       equivariance: equivariance, baselineLearningRates: chosenRates, stageSeconds: stageSeconds,
       totalSeconds: Date().timeIntervalSince(start) + (earlierWork?.seconds ?? 0), pretraining: try pretrainingOutcomes(),
       sanity: Claims.sanity(table), estimate: earlierWork?.estimate ?? plan.description,
       estimatedSeconds: earlierWork?.estimatedSeconds ?? plan.assumedSeconds, builds: store.buildsText(),
-      simCLR: try store.load(SimCLROutcome.self, stage: Reproduction.simCLRStage))
+      simCLR: try store.load(SimCLROutcome.self, stage: Reproduction.simCLRStage), propagation: propagation)
     if report.builds?.hasPrefix("Computed by: ") == false { say(report.builds!) }
     try report.write(to: store.directory)
-    let pictures = try writePictures(runs: runs, backbones: backbones, random: random)
+    let pictures = try writePictures(runs: runs, backbones: backbones, random: random, propagation: propagation)
     try report.writeHTML(pictures: pictures, to: store.directory)
     say("pictures: \(pictures.count) in \(store.directory.path)/pictures; report: report.html")
     if savePredictions {
@@ -188,6 +199,7 @@ public struct Reproduction {
     case .simCLRLinear, .simCLRFineTune: simCLR
     case .barlowLinear, .barlowFineTune: backbones[.barlowTwins]!
     case .randomLinear: probedRandom
+    case .pix2repInContext, .barlowInContext, .randomInContext: preconditionFailure("\(method.rawValue) trains nothing (InContext.swift)")
     }
   }
 

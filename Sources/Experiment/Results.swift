@@ -13,6 +13,12 @@ public enum Method: String, Codable, CaseIterable, Sendable {
   case meanTeacher = "Mean Teacher"
   /// Mean Teacher from the InfoNCE backbone with the fine-tuning rates.
   case pix2repMeanTeacher = "Pix2Rep FT + MT"
+  /// No training: each test pixel takes the label of its nearest labelled pixel by cosine
+  /// similarity of g(f(x)) (docs/PROTOCOL.md section 9), on the InfoNCE, Barlow Twins and random
+  /// backbones.
+  case pix2repInContext = "Pix2Rep in-context"
+  case barlowInContext = "Pix2Rep-v2 in-context"
+  case randomInContext = "Random-backbone in-context"
 
   /// A short name for file names.
   public var key: String {
@@ -27,6 +33,9 @@ public enum Method: String, Codable, CaseIterable, Sendable {
     case .simCLRFineTune: "simclr-ft"
     case .meanTeacher: "mean-teacher"
     case .pix2repMeanTeacher: "pix2rep-ft-mt"
+    case .pix2repInContext: "pix2rep-ic"
+    case .barlowInContext: "pix2rep-v2-ic"
+    case .randomInContext: "random-ic"
     }
   }
 
@@ -35,6 +44,9 @@ public enum Method: String, Codable, CaseIterable, Sendable {
 
   /// Whether the method trains with a mean teacher (`trainMeanTeacher`).
   public var isMeanTeacher: Bool { self == .meanTeacher || self == .pix2repMeanTeacher }
+
+  /// Whether the method segments in context, with no training (`InContextBackbone`).
+  public var isInContext: Bool { self == .pix2repInContext || self == .barlowInContext || self == .randomInContext }
 }
 
 /// One downstream run: a method at a budget and draw, evaluated on the test volumes.
@@ -59,6 +71,9 @@ public struct RunResult: Codable, Hashable, Sendable {
   public var schedule: DownstreamSchedule?
   /// Patience or the epoch cap.
   public var stopReason: StopReason?
+  /// In-context runs (which train nothing: 0 steps, validation loss 0): the labelled pixels per
+  /// class and how many the support kept. Nil for trained runs.
+  public var support: SupportSample?
 
   /// Epochs trained (steps over steps per epoch).
   public var epochs: Double? { schedule.map { Double(steps) / Double($0.stepsPerEpoch) } }
@@ -79,7 +94,7 @@ public struct RunResult: Codable, Hashable, Sendable {
   public init(
     method: Method, budget: Int, draw: Int, patients: [Int], summary: DiceSummary, volumes: [VolumeScore],
     chosenLearningRate: Double?, steps: Int, bestValidationLoss: Double, seconds: Double, curve: [CurvePoint]? = nil,
-    bestStep: Int? = nil, schedule: DownstreamSchedule? = nil, stopReason: StopReason? = nil
+    bestStep: Int? = nil, schedule: DownstreamSchedule? = nil, stopReason: StopReason? = nil, support: SupportSample? = nil
   ) {
     self.method = method
     self.budget = budget
@@ -95,6 +110,7 @@ public struct RunResult: Codable, Hashable, Sendable {
     self.bestStep = bestStep
     self.schedule = schedule
     self.stopReason = stopReason
+    self.support = support
   }
 }
 

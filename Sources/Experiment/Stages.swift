@@ -41,7 +41,7 @@ extension Reproduction {
       }
     }
     list.append(Stage(name: "equivariance", inputs: ["pretrain-\(PretrainingObjective.infoNCE.rawValue)"], level: 1))
-    return list
+    return list + inContextStages(config)
   }
 
   static let randomStatisticsStage = "random-backbone-statistics"
@@ -56,6 +56,9 @@ extension Reproduction {
     case .simCLRLinear, .simCLRFineTune: Reproduction.simCLRStage
     case .barlowLinear, .barlowFineTune: "pretrain-\(PretrainingObjective.barlowTwins.rawValue)"
     case .randomLinear: Reproduction.randomStatisticsStage
+    case .pix2repInContext: InContextBackbone.infoNCE.inputStage
+    case .barlowInContext: InContextBackbone.barlowTwins.inputStage
+    case .randomInContext: InContextBackbone.random.inputStage
     }
   }
 
@@ -89,6 +92,8 @@ extension Reproduction {
     } else if name == "equivariance" {
       let pretrainedValues = try WeightsFile.read(from: store.weightsURL("pretrain-infoNCE"), expecting: config.model)
       _ = try equivarianceFigures(pretrained: pretrainedValues, random: random)
+    } else if try computeInContextStage(named: name, random: random) {
+      return
     } else {
       try runDownstreamStage(name, random: random)
     }
@@ -150,11 +155,14 @@ extension Reproduction {
     let simCLR = try store.load(SimCLROutcome.self, stage: Reproduction.simCLRStage)
     if let simCLR { seconds[Reproduction.simCLRStage] = simCLR.seconds }
     let table = ResultTable(runs: runs, budgets: config.budgets)
+    let inContext = try finishedInContext()
+    for run in inContext.runs { seconds["in-context", default: 0] += run.seconds }
+    for result in inContext.propagation { seconds["propagation", default: 0] += result.seconds }
     return Report(
-      dataSource: data.source, configuration: config, runs: runs, claims: Claims.evaluate(table),
+      dataSource: data.source, configuration: config, runs: runs + inContext.runs, claims: Claims.evaluate(table),
       equivariance: try store.load([EquivarianceFigure].self, stage: "equivariance") ?? [], baselineLearningRates: rates,
       stageSeconds: seconds, totalSeconds: seconds.values.reduce(0, +), pretraining: pretraining, sanity: Claims.sanity(table),
       estimate: "partial: \(runs.count) of \(Reproduction.stages(config).filter { $0.name.hasPrefix("run-") }.count + config.budgets.count) downstream runs finished",
-      builds: store.buildsText(), simCLR: simCLR)
+      builds: store.buildsText(), simCLR: simCLR, propagation: inContext.propagation)
   }
 }

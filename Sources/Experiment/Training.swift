@@ -353,6 +353,13 @@ package func evaluate<B: Backend>(_ net: inout Pix2RepNetwork<B>, test: SliceSet
   for batch in test.batches(of: batchSize) {
     predicted += forward.labels(test.imageTensor(batch))
   }
+  return scoreVolumes(predicted: predicted, test: test)
+}
+
+/// Hard 3D Dice of every volume of `test` (`volumeDice`) from predicted labels of all its slices.
+/// predicted: (test.count, S, S), in slice order.
+package func scoreVolumes(predicted: [UInt8], test: SliceSet) -> [VolumeScore] {
+  precondition(predicted.count == test.labels.count, "scoreVolumes: \(predicted.count) predicted labels for \(test.labels.count)")
   let plane = test.size * test.size
   return test.volumes.enumerated().map { (v, id) in
     let slices = (0..<test.count).filter { test.volumeOfSlice[$0] == v }

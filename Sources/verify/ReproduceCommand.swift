@@ -186,6 +186,14 @@ enum ReproduceCommand: VerifyCommand {
     say("")
     say(report.claimsText)
     say("")
+    if !report.inContextText.isEmpty {
+      say(report.inContextText)
+      say("")
+    }
+    if !report.propagationText.isEmpty {
+      say(report.propagationText)
+      say("")
+    }
     if !report.sanity.isEmpty {
       say("Sanity checks (reported, never used to steer training):")
       for line in report.sanity { say("- " + line) }

@@ -133,6 +133,34 @@ extension Reproduction {
     }
   }
 
+  /// The in-context and propagation stages not finished yet, with the size of their searches
+  /// (for the plan's estimate).
+  func unfinishedSearchStages(_ draws: [LabelledDraw]) -> [Plan.SearchStage] {
+    let limit = InContextSettings.supportPerClass(preset: config.preset), classes = config.model.classes
+    let plane = Double(data.test.size * data.test.size)
+    func supportSize(_ labels: [UInt8]) -> Double {
+      var counts = [Int](repeating: 0, count: classes)
+      for label in labels { counts[Int(label)] += 1 }
+      return Double(counts.reduce(0) { $0 + min($1, limit) })
+    }
+    var stages: [Plan.SearchStage] = []
+    for backbone in InContextBackbone.allCases {
+      for d in draws where !finished(Reproduction.inContextStageName(backbone, budget: d.budget, draw: d.draw)) {
+        stages.append(Plan.SearchStage(
+          name: Reproduction.inContextStageName(backbone, budget: d.budget, draw: d.draw),
+          pairs: Double(data.test.count) * plane * supportSize(d.train.labels + d.validation.labels),
+          slices: data.test.count + d.train.count + d.validation.count))
+      }
+      if !finished(Reproduction.propagationStageName(backbone)) {
+        let pairs = endDiastoleAndSystole(data.test).reduce(0.0) { total, patient in
+          total + Double(patient.es.count) * plane * supportSize(data.test.subset(patient.ed).labels)
+        }
+        stages.append(Plan.SearchStage(name: Reproduction.propagationStageName(backbone), pairs: pairs, slices: data.test.count))
+      }
+    }
+    return stages
+  }
+
   /// The finished in-context runs and propagations (for `partialReport`).
   func finishedInContext() throws -> (runs: [RunResult], propagation: [PropagationResult]) {
     var runs: [RunResult] = []

@@ -29,6 +29,16 @@ package struct Plan {
     /// A Mean Teacher step: the student on labelled and unlabelled slices, the teacher's forward,
     /// Adam and the teacher's average.
     var meanTeacher: Double
+    /// The exact nearest-neighbour search per (query, support) pair at the projection's width.
+    var searchPair: Double = 0
+  }
+
+  /// An in-context or propagation stage still to compute: the pairs its search compares and the
+  /// slices it passes through the network.
+  struct SearchStage {
+    var name: String
+    var pairs: Double
+    var slices: Int
   }
 
   /// The step of a run's best validation that the estimate assumes, before any run has finished:
@@ -55,6 +65,14 @@ package struct Plan {
   var times: StepTimes
   var testSlices: Int
   var batch: Int
+  var searchStages: [SearchStage] = []
+
+  /// Seconds of an in-context or propagation stage: its search and its forward passes.
+  func seconds(_ stage: SearchStage) -> Double {
+    stage.pairs * times.searchPair + Double((stage.slices + batch - 1) / batch) * times.forward
+  }
+
+  var searchSeconds: Double { searchStages.reduce(0) { $0 + seconds($1) } }
 
   /// Validations before a run stops, if its best is at validation `best` (0 = the initial one).
   static func validations(_ s: DownstreamSchedule, best: Int) -> Int {
@@ -90,11 +108,13 @@ package struct Plan {
   var pretrainingSeconds: Double { Double(pretrainingStages * pretrainingSteps) * times.pretraining }
 
   /// The central estimate of everything still to compute.
-  var assumedSeconds: Double { pretrainingSeconds + downstreamSeconds.assumed }
+  var assumedSeconds: Double { pretrainingSeconds + downstreamSeconds.assumed + searchSeconds }
 
   /// The estimate printed before the run starts.
   var description: String {
-    if runs.isEmpty && pretrainingStages == 0 { return "estimate: every stage has finished in the run folder; nothing to train." }
+    if runs.isEmpty && pretrainingStages == 0 && searchStages.isEmpty {
+      return "estimate: every stage has finished in the run folder; nothing to train."
+    }
     let d = downstreamSeconds
     let lp = runs.filter(\.linearProbe).count
     return """
@@ -107,8 +127,11 @@ package struct Plan {
       \(runs.filter(\.searchOnly).count) of them the baseline's rate search): at least \(formatDuration(d.least)) \
       (every run stops at its first chance), at most \(formatDuration(d.most)) (every run to its cap); \
       \(formatDuration(d.assumed)) if runs find their best near step \(Plan.assumedBestStep) (as measured at budgets 1, 2 and 100).
-        total: about \(formatDuration(assumedSeconds)) (between \(formatDuration(pretrainingSeconds + d.least)) and \
-      \(formatDuration(pretrainingSeconds + d.most))), not counting stages already finished in the run folder.
+        \(searchStages.count) in-context and propagation stage(s) (exact nearest-neighbour search, \
+      \(String(format: "%.2g", searchStages.reduce(0) { $0 + $1.pairs })) pixel pairs at \
+      \(String(format: "%.3g", times.searchPair * 1e9)) ns each): \(formatDuration(searchSeconds)).
+        total: about \(formatDuration(assumedSeconds)) (between \(formatDuration(pretrainingSeconds + d.least + searchSeconds)) and \
+      \(formatDuration(pretrainingSeconds + d.most + searchSeconds))), not counting stages already finished in the run folder.
       """
   }
 
@@ -164,8 +187,14 @@ package struct Plan {
     let clean: Tensor<Float> = data.imageTensor(indices)
     var evaluation = EvaluationForward(net)
     let forward = median { _ = evaluation.labels(clean) }
+    // 1,536 queries against 1,024 support rows: the kernel's blocks, with the loop overheads.
+    let width = config.model.projectionOutput
+    let queries = Tensor<Float>(shape: Shape(1536, width, 1, 1), data: (0..<(1536 * width)).map { _ in Float(rng.normal()) })
+    let support = Tensor<Float>(shape: Shape(1024, width, 1, 1), data: (0..<(1024 * width)).map { _ in Float(rng.normal()) })
+    let search = median { _ = backend.nearestNeighbours(queries: queries, support: support) }
     return StepTimes(
-      pretraining: pretraining, fineTuning: fineTuning, linearProbing: linearProbing, forward: forward, meanTeacher: meanTeacher)
+      pretraining: pretraining, fineTuning: fineTuning, linearProbing: linearProbing, forward: forward, meanTeacher: meanTeacher,
+      searchPair: search / (1536 * 1024))
   }
 }
 

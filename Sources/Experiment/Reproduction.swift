@@ -145,6 +145,7 @@ public struct Reproduction {
     var untried = Dictionary(uniqueKeysWithValues: config.budgets.map { budget in
       (budget, untriedBaselineRates(budget: budget).map { Reproduction.baselineTrialStage(budget: budget, rate: $0) })
     })
+    for stage in plan.searchStages { seconds[stage.name] = plan.seconds(stage) }
     for run in plan.runs {
       // The first draw's baseline runs are the rate search's trials, one stage each.
       var stage = runStage(run.method, budget: run.budget, draw: run.draw)
@@ -248,13 +249,14 @@ public struct Reproduction {
     // SimCLR's stage is timed as a Pix2Rep pretraining step (its encoder-only step costs less).
     let pretrainingStages = PretrainingObjective.allCases.filter { !finished("pretrain-\($0.rawValue)") }.count
       + (finished(Reproduction.simCLRStage) ? 0 : 1)
+    let searches = unfinishedSearchStages(draws)
     // Nothing to time when every stage has finished (a resumed run that only assembles the table).
-    let times = runs.isEmpty && pretrainingStages == 0
+    let times = runs.isEmpty && pretrainingStages == 0 && searches.isEmpty
       ? Plan.StepTimes(pretraining: 0, fineTuning: 0, linearProbing: 0, forward: 0, meanTeacher: 0)
       : Plan.measure(backend: backend, config: config, data: data.pretrainingTrain, repeats: repeats)
     return Plan(
       runs: runs, pretrainingSteps: config.pretrainingSteps, pretrainingStages: pretrainingStages,
-      times: times, testSlices: data.test.count, batch: config.downstreamBatch)
+      times: times, testSlices: data.test.count, batch: config.downstreamBatch, searchStages: searches)
   }
 
   // MARK: - Stages

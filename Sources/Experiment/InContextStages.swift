@@ -20,6 +20,11 @@ extension Reproduction {
 
   static func propagationStageName(_ backbone: InContextBackbone) -> String { "propagation-\(backbone.rawValue)" }
 
+  /// The names the support samples' seeds derive from: one per draw, and one for the propagation
+  /// (then per patient), shared by the three backbones, so they are compared on the same pixels.
+  static func inContextSupportSeedName(budget: Int, draw: Int) -> String { "incontext-support-\(budget)-\(draw)" }
+  static let propagationSupportSeedName = "propagation-support"
+
   /// The stages of the in-context rows and the propagation (listed after every other stage).
   static func inContextStages(_ config: ExperimentConfig) -> [Stage] {
     var list = [Stage(name: randomProjectionStatisticsStage, inputs: [randomStatisticsStage], level: 1)]
@@ -96,8 +101,8 @@ extension Reproduction {
       let start = Date()
       let (scores, sample) = segmentInContext(
         Pix2RepNetwork(config: config.model, backend: backend, values: values), support: d.train.appending(d.validation),
-        test: data.test, limit: InContextSettings.supportPerClass(preset: config.preset), seed: seed(stage),
-        batchSize: config.downstreamBatch)
+        test: data.test, limit: InContextSettings.supportPerClass(preset: config.preset),
+        seed: seed(Reproduction.inContextSupportSeedName(budget: d.budget, draw: d.draw)), batchSize: config.downstreamBatch)
       let result = RunResult(
         method: backbone.method, budget: d.budget, draw: d.draw, patients: d.patients, summary: DiceSummary(scores), volumes: scores,
         chosenLearningRate: nil, steps: 0, bestValidationLoss: 0, seconds: Date().timeIntervalSince(start), support: sample)
@@ -122,7 +127,8 @@ extension Reproduction {
       let start = Date()
       var result = propagateEndDiastole(
         Pix2RepNetwork(config: config.model, backend: backend, values: values), backbone: backbone, test: data.test,
-        limit: InContextSettings.supportPerClass(preset: config.preset), seed: seed(stage), batchSize: config.downstreamBatch)
+        limit: InContextSettings.supportPerClass(preset: config.preset), seed: seed(Reproduction.propagationSupportSeedName),
+        batchSize: config.downstreamBatch)
       result.seconds = Date().timeIntervalSince(start)
       try store.save(result, stage: stage)
       stageSeconds["propagation", default: 0] += result.seconds

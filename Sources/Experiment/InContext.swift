@@ -34,16 +34,11 @@ public enum InContextBackbone: String, Codable, CaseIterable, Sendable {
     case .random: Reproduction.randomProjectionStatisticsStage
     }
   }
-
-  init?(method: Method) {
-    guard let backbone = InContextBackbone.allCases.first(where: { $0.method == method }) else { return nil }
-    self = backbone
-  }
 }
 
 public enum InContextSettings {
   /// The most support pixels kept per class (ours): exact search costs query pixels x support
-  /// pixels x D multiply-adds, and a draw labels 40,000 (one patient) to 8 million (a hundred)
+  /// pixels x (the projection's width) multiply-adds, and a draw labels 40,000 (one patient) to 8 million (a hundred)
   /// pixels at the cpu preset. The paper and Pix2Rep-v2 give no value. A preset name decides it,
   /// not the configuration, so existing run folders keep their identity.
   public static func supportPerClass(preset: String) -> Int { preset == "smoke" ? 256 : 1024 }
@@ -61,7 +56,7 @@ public struct SupportSample: Codable, Hashable, Sendable {
     self.perClassLimit = perClassLimit
   }
 
-  /// "1,024 of 61,230 background, …" style, for the log.
+  /// "1024 of 61230 background, 1024 of 5120 RV, …", for the log.
   public var text: String {
     zip(["background", "RV", "MYO", "LV"], zip(used, available)).map { "\($1.0) of \($1.1) \($0)" }.joined(separator: ", ")
   }

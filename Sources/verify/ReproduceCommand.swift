@@ -182,16 +182,8 @@ enum ReproduceCommand: VerifyCommand {
     if !report.estimate.isEmpty && report.estimate.hasPrefix("partial") { say("(\(report.estimate))") }
     say(report.diceTable())
     say("")
-    say(report.tableNotes)
-    say("")
-    say(report.claimsText)
-    say("")
-    if !report.inContextText.isEmpty {
-      say(report.inContextText)
-      say("")
-    }
-    if !report.propagationText.isEmpty {
-      say(report.propagationText)
+    for text in [report.tableNotes, report.claimsText, report.inContextText, report.propagationText] where !text.isEmpty {
+      say(text)
       say("")
     }
     if !report.sanity.isEmpty {

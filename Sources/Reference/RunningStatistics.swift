@@ -16,13 +16,24 @@ extension Pix2RepNetwork {
   /// (in training mode the running values do not affect the output).
   public mutating func reestimateBatchNormStatistics<S: Sequence>(over batches: S) where S.Element == Tensor<Scalar> {
     let running = layout.entries.filter { $0.group == .backbone && !$0.role.isTrainable }
+    averageBatchStatistics(running, over: batches, label: "reestimateBatchNormStatistics") { net, batch in
+      _ = net.backboneForward(batch, training: true)
+    }
+  }
+
+  /// Sets the running entries `running` to the average over `batches` of the batch statistics that
+  /// `pass` (training-mode forward passes) leaves in them, read as `reestimateBatchNormStatistics`
+  /// explains.
+  mutating func averageBatchStatistics<S: Sequence>(
+    _ running: [ParameterEntry], over batches: S, label: String, pass: (inout Pix2RepNetwork, Tensor<Scalar>) -> Void
+  ) where S.Element == Tensor<Scalar> {
     var sums = [Double](repeating: 0, count: running.reduce(0) { $0 + $1.count })
     var count = 0
     for batch in batches {
       for entry in running {
         for i in entry.range { values[i] = 0 }
       }
-      _ = backboneForward(batch, training: true)
+      pass(&self, batch)
       var k = 0
       for entry in running {
         for i in entry.range {
@@ -32,7 +43,7 @@ extension Pix2RepNetwork {
       }
       count += 1
     }
-    precondition(count > 0, "reestimateBatchNormStatistics: no batches")
+    precondition(count > 0, "\(label): no batches")
     var k = 0
     for entry in running {
       for i in entry.range {
@@ -55,30 +66,9 @@ extension Pix2RepNetwork {
     let backbone = layout.entries.filter { $0.group == .backbone && !$0.role.isTrainable }
     let kept = backbone.map { Array(values[$0.range]) }
     let running = layout.entries.filter { $0.group == .projection && !$0.role.isTrainable }
-    var sums = [Double](repeating: 0, count: running.reduce(0) { $0 + $1.count })
-    var count = 0
-    for batch in batches {
-      for entry in running {
-        for i in entry.range { values[i] = 0 }
-      }
-      let features = backboneForward(batch, training: true).output
-      _ = projectionHiddenForward(features, training: true)
-      var k = 0
-      for entry in running {
-        for i in entry.range {
-          sums[k] += Double(values[i]) / BatchNormConstants.momentum
-          k += 1
-        }
-      }
-      count += 1
-    }
-    precondition(count > 0, "reestimateProjectionStatistics: no batches")
-    var k = 0
-    for entry in running {
-      for i in entry.range {
-        values[i] = Scalar(sums[k] / Double(count))
-        k += 1
-      }
+    averageBatchStatistics(running, over: batches, label: "reestimateProjectionStatistics") { net, batch in
+      let features = net.backboneForward(batch, training: true).output
+      _ = net.projectionHiddenForward(features, training: true)
     }
     for (entry, saved) in zip(backbone, kept) { values.replaceSubrange(entry.range, with: saved) }
   }

@@ -70,21 +70,10 @@ extension Reproduction {
   /// The random control's weights (computed now or loaded): `probed` (the random-backbone probe's
   /// weights) with g's BatchNorm statistics re-estimated on the unlabelled pretraining slices.
   mutating func randomBackboneForInContext(_ probed: [Float]) throws -> [Float] {
-    let stage = Reproduction.randomProjectionStatisticsStage
-    let url = store.weightsURL(stage)
-    if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
-    return try store.withClaim(stage) {
-      if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
-      let start = Date()
-      var net = Pix2RepNetwork(config: config.model, backend: backend, values: probed)
-      let train = data.pretrainingTrain
-      net.reestimateProjectionStatistics(over: train.batches(of: config.downstreamBatch).lazy.map { train.imageTensor($0) as Tensor<Float> })
-      try WeightsFile.write(values: net.values, config: config.model, to: url)
-      let seconds = Date().timeIntervalSince(start)
-      try store.save(seconds, stage: stage)
-      say(String(format: "random backbone: the projection head's BatchNorm statistics re-estimated on the %d unlabelled pretraining slices in %.1f s (for the random in-context control)", train.count, seconds))
-      return net.values
-    }
+    try statisticsStage(
+      Reproduction.randomProjectionStatisticsStage, of: probed, what: "the projection head's BatchNorm statistics",
+      use: "the random in-context control"
+    ) { net, batches in net.reestimateProjectionStatistics(over: batches) }
   }
 
   /// One in-context run: the test volumes segmented from the draw's labelled slices (train and

@@ -324,26 +324,33 @@ public struct Reproduction {
   /// training. Without this the statistics stay at mean 0, variance 1 and the probe sees a signal
   /// that fades through the layers.
   mutating func randomBackboneForProbing(_ random: [Float]) throws -> [Float] {
-    let stage = Reproduction.randomStatisticsStage
+    try statisticsStage(
+      Reproduction.randomStatisticsStage, of: random, what: "BatchNorm running statistics", use: "the random-backbone probe"
+    ) { net, batches in net.reestimateBatchNormStatistics(over: batches) }
+  }
+
+  /// A stage that re-estimates running statistics of `values` on the unlabelled pretraining slices
+  /// (`reestimate` passes the batches through the network) and stores the weights: computed now,
+  /// under the stage's claim, or loaded when it has finished. `what` and `use` name the statistics
+  /// and their user in the log.
+  mutating func statisticsStage(
+    _ stage: String, of values: [Float], what: String, use: String,
+    reestimate: (inout Pix2RepNetwork<OptimizedBackend>, LazyMapSequence<[[Int]], Tensor<Float>>) -> Void
+  ) throws -> [Float] {
     let url = store.weightsURL(stage)
     if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
     return try store.withClaim(stage) {
       if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
-      return try reestimate(random, stage: stage, url: url)
+      let start = Date()
+      var net = Pix2RepNetwork(config: config.model, backend: backend, values: values)
+      let train = data.pretrainingTrain
+      reestimate(&net, train.batches(of: config.downstreamBatch).lazy.map { train.imageTensor($0) as Tensor<Float> })
+      try WeightsFile.write(values: net.values, config: config.model, to: url)
+      let seconds = Date().timeIntervalSince(start)
+      try store.save(seconds, stage: stage)
+      say(String(format: "random backbone: %@ re-estimated on the %d unlabelled pretraining slices in %.1f s (for %@)", what, train.count, seconds, use))
+      return net.values
     }
-  }
-
-  /// Re-estimates the random backbone's BatchNorm statistics and stores the result.
-  func reestimate(_ random: [Float], stage: String, url: URL) throws -> [Float] {
-    let start = Date()
-    var net = Pix2RepNetwork(config: config.model, backend: backend, values: random)
-    let train = data.pretrainingTrain
-    net.reestimateBatchNormStatistics(over: train.batches(of: config.downstreamBatch).lazy.map { train.imageTensor($0) as Tensor<Float> })
-    try WeightsFile.write(values: net.values, config: config.model, to: url)
-    let seconds = Date().timeIntervalSince(start)
-    try store.save(seconds, stage: stage)
-    say(String(format: "random backbone: BatchNorm running statistics re-estimated on the %d unlabelled pretraining slices in %.1f s (for the random-backbone probe)", train.count, seconds))
-    return net.values
   }
 
   /// The supervised baseline's backbone learning rate for a budget: chosen on the first draw's

@@ -31,13 +31,27 @@ enum Jobs {
     }
     var waiting = stages.filter { !isFinished($0.name) }
     let progress = ProgressPrinter("jobs", total: waiting.count, unit: "stage", interval: 2)
-    // Time left: the plan's assumed seconds of what remains, at the pace the finished stages set
-    // (assumed seconds done per second of wall time), or `jobs` at a time before any has finished.
-    let started = Date()
-    var assumedLeft = waiting.reduce(0) { $0 + (stageSeconds[$1.name] ?? 0) }
+    // Time left: each stage takes its assumed seconds (timed with all the workers in one process)
+    // times `scale` in a child, measured as wall seconds per assumed second over the finished
+    // stages, or `jobs` before any has finished (a child has 1/jobs of the workers); the waiting
+    // stages' time and what the running ones have still to go, shared by `jobs` children. (Counting
+    // only the finished stages' assumed seconds against the wall time since the start, as this did
+    // before, ignores the work in the running stages: with two long stages running and one short one
+    // finished it said 44 hours left for a plan of about 12.)
+    var startTimes: [String: Date] = [:]
     var assumedDone = 0.0
+    var measuredDone = 0.0
     var done = 0
     var running: [(name: String, process: Process)] = []
+    func secondsLeft() -> Double {
+      let scale = assumedDone > 0 ? measuredDone / assumedDone : Double(jobs)
+      let waitingSeconds = waiting.reduce(0) { $0 + (stageSeconds[$1.name] ?? 0) } * scale
+      let runningSeconds = running.reduce(0) { total, child in
+        let elapsed = startTimes[child.name].map { Date().timeIntervalSince($0) } ?? 0
+        return total + max(0, (stageSeconds[child.name] ?? 0) * scale - elapsed)
+      }
+      return (waitingSeconds + runningSeconds) / Double(jobs)
+    }
     var failure: String? = nil
     while !waiting.isEmpty || !running.isEmpty {
       if failure == nil {
@@ -52,6 +66,7 @@ enum Jobs {
           process.standardError = try errorFile(stage.name, runDirectory)
           try process.run()
           running.append((stage.name, process))
+          startTimes[stage.name] = Date()
           waiting.removeAll { $0.name == stage.name }
         }
         if running.isEmpty, let stuck = waiting.first {
@@ -64,7 +79,7 @@ enum Jobs {
       for (name, process) in running where !process.isRunning {
         done += 1
         assumedDone += stageSeconds[name] ?? 0
-        assumedLeft -= stageSeconds[name] ?? 0
+        measuredDone += startTimes[name].map { Date().timeIntervalSince($0) } ?? 0
         if process.terminationStatus != 0 && failure == nil {
           let file = errorURL(name, runDirectory)
           let last = ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").last.map(String.init) ?? ""
@@ -72,9 +87,8 @@ enum Jobs {
         }
       }
       running.removeAll { !$0.process.isRunning }
-      let pace = assumedDone > 0 ? assumedDone / Date().timeIntervalSince(started) : Double(jobs)
       let children = running.map { "\($0.name): " + lastProgressLine(errorURL($0.name, runDirectory)) }
-      progress.update(done, extra: children.joined(separator: " | "), left: max(assumedLeft, 0) / pace)
+      progress.update(done, extra: children.joined(separator: " | "), left: secondsLeft())
     }
     if let failure { throw VerifyError(failure) }
     progress.finish()

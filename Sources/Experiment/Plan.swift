@@ -126,13 +126,23 @@ package struct Plan {
         \(runs.count) downstream runs (\(lp) linear probes, \(runs.count - lp) fine-tuning or baseline, \
       \(runs.filter(\.searchOnly).count) of them the baseline's rate search): at least \(formatDuration(d.least)) \
       (every run stops at its first chance), at most \(formatDuration(d.most)) (every run to its cap); \
-      \(formatDuration(d.assumed)) if runs find their best near step \(Plan.assumedBestStep) (as measured at budgets 1, 2 and 100).
+      \(formatDuration(d.assumed)) if runs find their best near step \(Plan.assumedBestStep) (as measured at budgets 1, 2 and 100)\
+      \(baselineRowsText(of: d.assumed)).
         \(searchStages.count) in-context and propagation stage(s) (exact nearest-neighbour search, \
       \(String(format: "%.2g", searchStages.reduce(0) { $0 + $1.pairs })) pixel pairs at \
       \(String(format: "%.3g", times.searchPair * 1e9)) ns each): \(formatDuration(searchSeconds)).
         total: about \(formatDuration(assumedSeconds)) (between \(formatDuration(pretrainingSeconds + d.least + searchSeconds)) and \
       \(formatDuration(pretrainingSeconds + d.most + searchSeconds))), not counting stages already finished in the run folder.
       """
+  }
+
+  /// The share of the downstream runs' assumed time that the image-level and semi-supervised
+  /// baselines' rows (SimCLR LP and FT, Mean Teacher, Pix2Rep FT + MT; issue 14) take.
+  func baselineRowsText(of assumed: Double) -> String {
+    let rows: Set<Method> = [.simCLRLinear, .simCLRFineTune, .meanTeacher, .pix2repMeanTeacher]
+    let seconds = runs.filter { rows.contains($0.method) }.reduce(0) { $0 + self.seconds($1, steps: assumedSteps($1)) }
+    guard seconds > 0, assumed > 0 else { return "" }
+    return "; of that, the SimCLR, Mean Teacher and Pix2Rep FT + MT rows \(formatDuration(seconds)) (\(String(format: "%.0f", 100 * seconds / assumed))%)"
   }
 
   // MARK: - Measuring

@@ -166,8 +166,30 @@ public struct Report: Codable, Sendable {
       parts.append("- \(stage): \(formatDuration(seconds))")
     }
     parts.append("- total: \(formatDuration(totalSeconds))" + (estimatedSeconds.map { " (estimated before the run: \(formatDuration($0)))" } ?? ""))
+    parts += ["", rowSecondsText]
     if let builds { parts += ["", builds] }
     return parts.joined(separator: "\n") + "\n"
+  }
+
+  /// What each row of the table cost: its runs' seconds added up (runs of several jobs overlap in
+  /// time, so the rows add up to more than the wall time then), with the pretraining it reads
+  /// listed per stage above. Issue 14 asked what the SimCLR and Mean Teacher rows add.
+  var rowSecondsText: String {
+    var seconds: [Method: Double] = [:]
+    var counts: [Method: Int] = [:]
+    for r in runs {
+      seconds[r.method, default: 0] += r.seconds
+      counts[r.method, default: 0] += 1
+    }
+    let all = seconds.values.reduce(0, +)
+    var lines = [
+      "Time per row (its runs added up; the pretrainings it reads are in the stage list above; the baseline's unkept rate-search trials are not counted):"
+    ]
+    for method in Method.allCases where counts[method] != nil {
+      let share = all > 0 ? 100 * seconds[method]! / all : 0
+      lines.append("- \(method.rawValue): \(formatDuration(seconds[method]!)) in \(counts[method]!) run(s), \(String(format: "%.0f", share))% of all runs' time")
+    }
+    return lines.joined(separator: "\n")
   }
 
   /// One row per run and class: method, budget, draw, class, Dice.

@@ -1,8 +1,8 @@
 import Foundation
 
 /// Stages shared between run folders whose configurations differ only in options that some stages
-/// never read: a longer pretraining leaves the supervised baselines as they were, a larger epoch
-/// cap leaves the pretrainings. `verify reproduce --reuse DIR` copies such finished stages of DIR
+/// never read: a longer pretraining leaves the supervised baselines as they were, another epoch
+/// cap leaves the pretrainings and every downstream run that stopped by patience before either cap. `verify reproduce --reuse DIR` copies such finished stages of DIR
 /// into the run folder instead of computing them again; each keeps its `.build` record of the build
 /// that computed it, and the log names every stage copied.
 public enum StageReuse {
@@ -45,20 +45,41 @@ public enum StageReuse {
   }
 
   /// The stages of `identity`'s plan that a folder made with `other` computed to the same bits:
-  /// those that, with their inputs, read none of the options in which the two differ. Nil, with the
-  /// reason, when the two differ in anything else (data, initial backbone, seed, sizes, rates...).
-  public static func shareable(_ identity: RunIdentity, from other: RunIdentity) -> (stages: [String], differing: [Option])? {
+  /// those that, with their inputs, read none of the options in which the two differ; and, when
+  /// only the epoch cap differs, the downstream runs that `finishedRun` (the other folder's result
+  /// of a stage, nil when it has none) shows stopped by patience within both caps
+  /// (`stoppedWithinCaps`), with the rate choices whose trials all did. Nil, with the reason,
+  /// when the two differ in anything else (data, initial backbone, seed, sizes, rates...).
+  public static func shareable(
+    _ identity: RunIdentity, from other: RunIdentity, finishedRun: (String) -> RunResult? = { _ in nil }
+  ) -> (stages: [String], differing: [Option])? {
     var aligned = other
     for option in Option.allCases { option.set(&aligned.config, from: identity.config) }
     guard aligned == identity else { return nil }
     let differing = Option.allCases.filter { $0.value(identity.config) != $0.value(other.config) }
     var shareable = Set<String>()
-    for stage in Reproduction.stages(identity.config) {  // dependency order: inputs come first
-      if optionsRead(by: stage.name).isDisjoint(with: differing) && stage.inputs.allSatisfy(shareable.contains) {
+    for stage in Reproduction.stages(identity.config) where stage.inputs.allSatisfy(shareable.contains) {  // inputs come first
+      let read = optionsRead(by: stage.name)
+      if read.isDisjoint(with: differing) {
         shareable.insert(stage.name)
+      } else if differing == [.maxEpochs] && read == [.maxEpochs] {
+        // A rate choice reads the cap only through its trials (its inputs, shared above).
+        let runs = stage.name.hasPrefix("baseline-rate-") ? companions(of: stage.name) : [stage.name]
+        if runs.allSatisfy({ finishedRun($0).map { stoppedWithinCaps($0, maxEpochs: identity.config.maxEpochs) } ?? false }) {
+          shareable.insert(stage.name)
+        }
       }
     }
     return (Reproduction.stages(identity.config).map(\.name).filter(shareable.contains), differing)
+  }
+
+  /// Whether a downstream run would have taken the same steps under a cap of `maxEpochs` epochs: it
+  /// stopped by patience at a validation of its schedule (not at its cap's extra validation) and
+  /// within the new cap. Its validations, its early stop and Mean Teacher's ramp-up (as long as the
+  /// shortest run, which a run stopped by patience has reached) then do not depend on the cap.
+  package static func stoppedWithinCaps(_ run: RunResult, maxEpochs: Int) -> Bool {
+    guard let schedule = run.schedule, run.stopReason == .patience else { return false }
+    return run.steps % schedule.validationInterval == 0 && run.steps <= maxEpochs * schedule.stepsPerEpoch
   }
 }
 
@@ -76,11 +97,12 @@ extension RunStore {
     guard let other = try? JSONDecoder().decode(RunIdentity.self, from: data) else {
       throw ExperimentError("\(configFile.path): not a run folder's configuration of this version")
     }
-    guard let (stages, differing) = StageReuse.shareable(identity, from: other) else {
+    let from = RunStore(directory: source)
+    let finishedRun = { (stage: String) in try? from.load(RunResult.self, stage: stage) }
+    guard let (stages, differing) = StageReuse.shareable(identity, from: other, finishedRun: finishedRun) else {
       let options = StageReuse.Option.allCases.map { "--\($0.rawValue)" }.joined(separator: ", ")
       throw ExperimentError("\(source.path): made with another configuration, data or initial backbone; --reuse shares stages only across \(options)")
     }
-    let from = RunStore(directory: source)
     let fm = FileManager.default
     var copied: [String] = []
     for stage in stages where fm.fileExists(atPath: from.stageURL(stage).path) && !fm.fileExists(atPath: stageURL(stage).path) {
@@ -95,7 +117,13 @@ extension RunStore {
         }
       }
       for name in names where fm.fileExists(atPath: from.stageURL(name).path) {
-        try writeAtomically(try Data(contentsOf: from.stageURL(name)), to: stageURL(name))
+        if differing.contains(.maxEpochs), var run = finishedRun(name), let schedule = run.schedule {
+          // A run shared across caps (it stopped before either): the schedule this folder gives it.
+          run.schedule?.maxSteps = identity.config.maxEpochs * schedule.stepsPerEpoch
+          try writeAtomically(try encoder().encode(run), to: stageURL(name))
+        } else {
+          try writeAtomically(try Data(contentsOf: from.stageURL(name)), to: stageURL(name))
+        }
       }
       copied.append(stage)
     }

@@ -57,7 +57,8 @@ enum ReproduceCommand: VerifyCommand {
                      Recorded in the run folder's identity.
       --reuse DIR    copy the finished stages of run folder DIR that this run would compute to
                      the same bits: DIR's configuration may differ only in --pretraining-steps
-                     (the baselines are shared) or --max-epochs (the pretrainings are shared).
+                     (the baselines are shared) or --max-epochs (the pretrainings are shared, and
+                     every downstream run that stopped by patience within both caps).
       --lp-cached-features  linear probing on cached features of un-augmented slices (faster;
                      a deviation from the protocol, which augments them; recorded in the run).
       --list-stages  print the plan's stages in dependency order, one per line: level, name,

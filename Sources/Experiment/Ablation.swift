@@ -105,13 +105,14 @@ public struct Ablation {
 
   /// The estimate printed before the run, and every unfinished stage's assumed seconds (for
   /// `--jobs`): the plan's step times measured at the preset's sizes, times the steps each stage is
-  /// assumed to take (`Plan.assumedSteps`); in-context stages by the size of their search.
-  public mutating func estimate() throws -> (description: String, seconds: Double, stageSeconds: [String: Double]) {
+  /// assumed to take (`Plan.assumedSteps`); in-context stages by the size of their search. Each step
+  /// time is the median of `repeats` after a warm-up (1: one timing, for the paper preset).
+  public mutating func estimate(repeats: Int = 3) throws -> (description: String, seconds: Double, stageSeconds: [String: Double]) {
     let waiting = stages().filter { !isFinished($0.name) }
     if waiting.isEmpty { return ("estimate: every stage has finished in the run folder; nothing to compute.", 0, [:]) }
     let preset = try reproduction(AblationGrid.presetKey)
     let draws = try preset.labelledDraws().filter { grid.budgets.contains($0.budget) }
-    let times = Plan.measure(backend: preset.backend, config: grid.preset, data: data.pretrainingTrain, repeats: 3)
+    let times = Plan.measure(backend: preset.backend, config: grid.preset, data: data.pretrainingTrain, repeats: repeats)
     let plan = Plan(
       runs: [], pretrainingSteps: 0, pretrainingStages: 0, times: times, testSlices: data.test.count, batch: grid.preset.downstreamBatch)
     var seconds: [String: Double] = [:]

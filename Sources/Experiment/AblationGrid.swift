@@ -38,6 +38,8 @@ public enum AblationFactor: String, CaseIterable, Codable, Sendable {
 
   /// Whether the plot's x axis is logarithmic (the factor's values span decades).
   var logarithmic: Bool { self == .features || self == .positions || self == .length }
+  /// Whether the plot places the levels at their rank (0, 1, ...) rather than at their value.
+  var ranked: Bool { self == .noise || self == .leftOut || self == .spatial }
 }
 
 /// The values of each factor besides the preset's own (which every factor's table also shows).

@@ -111,6 +111,8 @@ public struct AblationReport: Codable, Sendable {
       "# Pix2Rep ablation: \(dataSource)", "",
       "Preset `\(preset)`, seed \(seed). One factor of the InfoNCE pretraining varies at a time, the others at the preset's values (docs/PROTOCOL.md section 10). Test Dice (mean of RV, MYO, LV) averaged over the reproduction's draws at each budget; in parentheses, the level minus the preset's in Dice points, paired by draw, with its 95% t-interval.",
       "", tablesText, "",
+      "Plots: pictures/ablation-FACTOR.svg, Dice against the factor's value, a line per method and budget (dashed: budget 5); error bars: half the width of the paired 95% interval against the preset's value (none for the preset, or with a single draw).",
+      "",
     ]
     if !equivarianceText.isEmpty { parts += [equivarianceText, ""] }
     parts += ["Pretraining of each point (validation losses are on each point's own views and loss, so they do not compare across points):", "", pretrainingText, ""]
@@ -136,8 +138,9 @@ public struct AblationReport: Codable, Sendable {
   /// bars are the half-widths of the paired 95% intervals against the preset's value.
   public func plot(_ factor: AblationFactor) -> LinePlot {
     let levels = self.levels.filter { $0.factor == factor }
-    let axis = factor.logarithmic ? " (log scale)" : levels.enumerated().map { "\($0.offset) = \($0.element.label)" }.joined(separator: ", ")
-    var plot = LinePlot(title: "Test Dice against the \(factor.title)", xLabel: factor.logarithmic ? factor.title + axis : axis, yLabel: "Dice", logX: factor.logarithmic)
+    let axis = factor.ranked
+      ? levels.map { "\(Int($0.x)) = \($0.label)" }.joined(separator: ", ") : factor.title + (factor.logarithmic ? " (log scale)" : "")
+    var plot = LinePlot(title: "Test Dice against the \(factor.title)", xLabel: axis, yLabel: "Dice", logX: factor.logarithmic)
     plot.xTicks = levels.map(\.x)
     var k = 0
     for budget in budgets {

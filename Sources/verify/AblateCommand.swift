@@ -13,12 +13,12 @@ enum AblateCommand: VerifyCommand {
     OptionSpec("run", value: true), OptionSpec("fresh", value: false), OptionSpec("workers", value: true),
     OptionSpec("factors", value: true), OptionSpec("values", value: true), OptionSpec("list-stages", value: false),
     OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("reuse", value: true),
-    OptionSpec("partial", value: false),
+    OptionSpec("partial", value: false), OptionSpec("yes", value: false),
   ]
   static let help = """
     usage: verify ablate [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                          [--workers N] [--factors LIST] [--values FACTOR=LIST[;FACTOR=LIST...]]
-                         [--list-stages] [--stage NAME] [--jobs N] [--reuse DIR] [--partial]
+                         [--list-stages] [--stage NAME] [--jobs N] [--reuse DIR] [--partial] [--yes]
 
     Varies one factor of the InfoNCE (Pix2Rep) pretraining at a time, the others at the preset's
     values, and measures each backbone by linear probing, fine-tuning and in-context segmentation
@@ -42,7 +42,8 @@ enum AblateCommand: VerifyCommand {
     folder of the preset); every pretraining and run is a stage, computed once.
 
       --data DIR     an ACDC-layout folder. Default: the synthetic phantom (.cache/).
-      --preset P     smoke (CI's, about a minute), cpu (default), paper.
+      --preset P     smoke (CI's, about a minute), cpu (default), paper (prints its estimate and
+                     runs only with --yes).
       --seed N       the run seed (default 1): the draws and seeds of verify reproduce's run.
       --run DIR      run folder (default runs/ablate-PRESET-seedN); finished stages are reused.
       --fresh        delete the run folder's finished stages first.
@@ -97,8 +98,12 @@ enum AblateCommand: VerifyCommand {
       return
     }
     let started = Date()
-    let (estimate, _, stageSeconds) = try ablation.estimate()
+    let (estimate, _, stageSeconds) = try ablation.estimate(repeats: presetName == "paper" ? 1 : 3)
     say(estimate)
+    if presetName == "paper" && !options.flag("yes") {
+      say("Not started: add --yes to run the paper preset's ablation.")
+      return
+    }
     if jobs > 1 {
       try Jobs.run(
         stages: ablation.stages(), stageSeconds: stageSeconds, jobs: jobs,

@@ -52,7 +52,8 @@ enum AblateCommand: VerifyCommand {
       --values F=L   replace factor F's values, e.g. --values "D=16,128;steps=500".
       --list-stages  print the stages in dependency order (level, name, inputs); compute nothing.
       --stage NAME   compute only that stage (KEY/STAGE, as --list-stages prints it).
-      --jobs N       compute the stages in up to N child processes at a time (as verify reproduce).
+      --jobs N       compute the stages in up to N child processes at a time, as verify reproduce
+                     does (default: 2 for the cpu preset on 2 or more workers, else 1).
       --reuse DIR    copy the preset's InfoNCE pretraining, its LP and FT runs at budgets 1 and 5,
                      its in-context runs and equivariance figures from the verify reproduce run
                      folder DIR (same preset, seed and data; refused otherwise).
@@ -65,8 +66,10 @@ enum AblateCommand: VerifyCommand {
     let (presetName, preset) = try options.experimentPreset(seed: seed)
     let grid = AblationGrid(preset: preset, factors: try factors(options), values: try values(options, preset: presetName))
     let workers = try options.workers()
-    let jobs = try options.int("jobs", default: 1, range: 1...maximumWorkerCount)
-    if options.string("stage") != nil && (jobs > 1 || options.flag("fresh")) {
+    // As verify reproduce: two 1-worker stage processes train faster than one 2-worker process on
+    // 2 cores (README, Speed); smoke stages last seconds, less than starting a process costs.
+    let jobs = try options.int("jobs", default: presetName == "cpu" && workers >= 2 ? 2 : 1, range: 1...maximumWorkerCount)
+    if options.string("stage") != nil && (options.string("jobs") != nil && jobs > 1 || options.flag("fresh")) {
       throw VerifyError("--stage computes one stage; it does not go with --jobs or --fresh", exitCode: 64)
     }
     if options.flag("list-stages") {
@@ -99,7 +102,7 @@ enum AblateCommand: VerifyCommand {
     }
     let started = Date()
     let (estimate, _, stageSeconds) = try ablation.estimate(repeats: presetName == "paper" ? 1 : 3)
-    say(estimate)
+    say((jobs > 1 ? "\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " : "") + estimate)
     if presetName == "paper" && !options.flag("yes") {
       say("Not started: add --yes to run the paper preset's ablation.")
       return

@@ -33,6 +33,13 @@ public struct AblationReport: Codable, Sendable {
   public var totalSeconds: Double
   public var estimate: String
 
+  /// A level's Dice per draw against the preset's, paired by draw over the draws both have
+  /// finished, in Dice points (100 × the difference of mean Dice).
+  package static func comparison(_ values: [Double?], against preset: [Double?], label: String) -> PairedComparison {
+    let pairs = zip(values, preset).compactMap { a, b in a.flatMap { a in b.map { (a * 100, $0 * 100) } } }
+    return PairedComparison.paired(pairs.map(\.0), pairs.map(\.1), label: label)
+  }
+
   /// The cell of a level, method and budget.
   func cell(_ level: AblationLevel, _ method: Method, _ budget: Int) -> Cell? {
     cells.first { $0.factor == level.factor && $0.point == level.point && $0.method == method && $0.budget == budget }
@@ -157,6 +164,12 @@ public struct AblationReport: Codable, Sendable {
     return plot
   }
 
+  /// results-partial.md and results-partial.csv (`verify ablate --partial`: the stages finished so far).
+  public func writePartial(to directory: URL) throws {
+    try writeAtomically(Data(("**Partial: the stages finished so far.**\n\n" + markdown).utf8), to: directory.appendingPathComponent("results-partial.md"))
+    try writeAtomically(Data(csv.utf8), to: directory.appendingPathComponent("results-partial.csv"))
+  }
+
   /// results.md, results.csv, results.json and pictures/ablation-FACTOR.svg in `directory`.
   public func write(to directory: URL) throws {
     try writeAtomically(Data(markdown.utf8), to: directory.appendingPathComponent("results.md"))
@@ -197,13 +210,12 @@ extension Ablation {
         for method in Ablation.methods {
           let values = dice[key(level.point, method, budget)] ?? []
           let preset = dice[key(AblationGrid.presetKey, method, budget)] ?? []
-          let paired = zip(values, preset).compactMap { a, b in a.flatMap { a in b.map { (a * 100, $0 * 100) } } }
           let finished = values.compactMap { $0 }
           cells.append(AblationReport.Cell(
             factor: level.factor, level: level.label, point: level.point, method: method, budget: budget, dice: values,
             mean: finished.isEmpty ? nil : finished.reduce(0, +) / Double(finished.count),
-            comparison: level.isPreset ? nil : PairedComparison.paired(
-              paired.map(\.0), paired.map(\.1), label: "\(level.factor.rawValue) \(level.label) − preset, \(method.rawValue), budget \(budget), Dice points")))
+            comparison: level.isPreset ? nil : AblationReport.comparison(
+              values, against: preset, label: "\(level.factor.rawValue) \(level.label) − preset, \(method.rawValue), budget \(budget), Dice points")))
         }
       }
     }

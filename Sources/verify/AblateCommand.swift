@@ -57,7 +57,8 @@ enum AblateCommand: VerifyCommand {
       --reuse DIR    copy the preset's InfoNCE pretraining, its LP and FT runs at budgets 1 and 5,
                      its in-context runs and equivariance figures from the verify reproduce run
                      folder DIR (same preset, seed and data; refused otherwise).
-      --partial      compute nothing: the tables of the stages finished so far.
+      --partial      compute nothing: the tables of the stages finished so far (also written to
+                     results-partial.md and .csv in the run folder).
     """
 
   static func run(_ options: inout Options) throws {
@@ -97,7 +98,9 @@ enum AblateCommand: VerifyCommand {
       return
     }
     if options.flag("partial") {
-      show(try ablation.report(estimate: "partial", seconds: 0))
+      let report = try ablation.report(estimate: "partial: computed nothing", seconds: 0)
+      try report.writePartial(to: runDirectory)
+      show(report)
       return
     }
     let started = Date()

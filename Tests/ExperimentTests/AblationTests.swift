@@ -87,4 +87,15 @@ import Testing
     #expect(throws: Never.self) { try values.set(.features, from: "8, 128") }
     #expect(values.features == [8, 128])
   }
+
+  @Test("a level is compared with the preset in Dice points over the draws both have finished, paired by draw")
+  func pairedByDraw() {
+    let c = AblationReport.comparison([0.50, nil, 0.70, 0.65], against: [0.40, 0.60, 0.65, nil], label: "test")
+    #expect(c.count == 2)
+    #expect(c.differences.count == 2)
+    for (difference, expected) in zip(c.differences, [10.0, 5.0]) { #expect(abs(difference - expected) < 1e-9) }
+    #expect(abs((c.mean ?? .nan) - 7.5) < 1e-9)
+    #expect(c.lower != nil && c.upper != nil)
+    #expect(AblationReport.comparison([0.5], against: [nil], label: "none").mean == nil)
+  }
 }

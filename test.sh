@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: every test target in a release build (the numeric tests are
 # 10-200x slower in debug builds), after an end-to-end `verify reproduce --preset smoke` that must
-# write all three result files, and the same run as separate stage processes.
+# write all three result files, the same run as separate stage processes, and `verify ablate
+# --preset smoke`.
 set -euo pipefail
 cd "$(dirname "$0")"
 swift build -c release --product verify
@@ -15,6 +16,22 @@ for f in results.md results.csv results.json report.html pictures/efficiency.svg
   fi
 done
 echo "test.sh: smoke reproduction wrote results.md, results.csv, results.json, report.html and pictures/"
+
+# verify ablate --preset smoke: the reduced grid (one value per factor besides the preset's), its
+# preset point copied from the smoke reproduction (--reuse: the same stages, same seeds), every other
+# point computed; it must write the tables, the plots and the spatial-identity equivariance figures.
+ablate_run=.build/ci-smoke-ablate
+swift run -c release verify ablate --preset smoke --run "$ablate_run" --fresh --reuse "$smoke_run" > "$ablate_run.log" 2>&1 ||
+  { tail -n 20 "$ablate_run.log" >&2; exit 1; }
+for f in results.md results.csv results.json pictures/ablation-D.svg pictures/ablation-spatial.svg \
+  points/preset/stages/pretrain-infoNCE.json points/spatial-identity/stages/equivariance.json; do
+  if [ ! -s "$ablate_run/$f" ]; then
+    echo "test.sh: verify ablate --preset smoke did not write $ablate_run/$f" >&2
+    exit 1
+  fi
+done
+grep -q "reuse .*11 finished stage(s) copied" "$ablate_run.log"
+echo "test.sh: smoke ablation wrote results.md, results.csv, results.json and pictures/ablation-*.svg"
 
 # The same smoke reproduction as separate stage processes, two at a time, level by level (what a
 # job scheduler does with --list-stages and --stage), then the plain command to assemble the table:

@@ -19,6 +19,10 @@ public struct ExperimentConfig: Codable, Hashable, Sendable {
   public var positions = InfoNCEConstants.sampledPositions
   public var temperature = InfoNCEConstants.temperature
   public var barlowLambda = BarlowTwinsConstants.lambda
+  /// How the pretraining views depart from section 3's (`verify ablate` only: noise scaled,
+  /// transforms left out, phi the identity); the default is the protocol. Downstream training keeps
+  /// the protocol's augmentations.
+  public var pretrainingAugmentation = AugmentationSwitches.protocolViews
 
   // MARK: Downstream (docs/PROTOCOL.md section 4)
   public var downstreamBatch = BatchSizes.downstream
@@ -138,7 +142,7 @@ extension ExperimentConfig {
       : "linear probing on intensity-augmented slices through the frozen backbone"
     return """
       Schedule: pretraining \(pretrainingSteps) steps of batch \(pretrainingBatch) per objective (Adam lr \(pretrainingLearningRate), \
-      M = \(positions), tau = \(temperature), lambda = \(barlowLambda)), validation loss every \(pretrainingValidationInterval) steps \
+      M = \(positions), tau = \(temperature), lambda = \(barlowLambda)\(pretrainingAugmentation.isProtocol ? "" : "; views: " + pretrainingAugmentation.text)), validation loss every \(pretrainingValidationInterval) steps \
       on \(pretrainingValidationSlices) slices, best-validation backbone kept; downstream batch \(downstreamBatch); \(probing) (lr \(linearProbeLearningRate)); \
       fine-tuning lr \(fineTuneBackboneLearningRate) backbone, \(fineTuneHeadLearningRate) head; every downstream run validates every \
       epoch of its training slices or every \(minimumValidationSteps) steps, whichever is longer, stops after \(patience) validations \
@@ -177,7 +181,8 @@ extension ExperimentConfig {
   public var summaryLines: [String] {
     [
       "model: widths \(model.widths), D = \(model.features), S = \(model.imageSize), projection \(model.projectionHidden)-\(model.projectionOutput)",
-      "pretraining: \(pretrainingSteps) steps, batch \(pretrainingBatch), lr \(pretrainingLearningRate), M = \(positions), tau = \(temperature), lambda = \(barlowLambda)",
+      "pretraining: \(pretrainingSteps) steps, batch \(pretrainingBatch), lr \(pretrainingLearningRate), M = \(positions), tau = \(temperature), lambda = \(barlowLambda)"
+        + (pretrainingAugmentation.isProtocol ? "" : "; views: \(pretrainingAugmentation.text)"),
       "downstream: batch \(downstreamBatch); LP lr \(linearProbeLearningRate)\(linearProbeCachedFeatures ? " on cached un-augmented features" : " on augmented slices"); FT lr \(fineTuneBackboneLearningRate)/\(fineTuneHeadLearningRate); validation every epoch or \(minimumValidationSteps) steps, patience \(patience), at most \(maxEpochs) epochs; baseline rate chosen from \(baselineLearningRates)",
       "budgets \(budgets), draws \(budgets.map { drawCount(budget: $0) })",
     ]
@@ -205,6 +210,7 @@ extension ExperimentConfig {
     try optional(.positions, &positions)
     try optional(.temperature, &temperature)
     try optional(.barlowLambda, &barlowLambda)
+    try optional(.pretrainingAugmentation, &pretrainingAugmentation)
     try optional(.downstreamBatch, &downstreamBatch)
     try optional(.linearProbeLearningRate, &linearProbeLearningRate)
     try optional(.fineTuneBackboneLearningRate, &fineTuneBackboneLearningRate)

@@ -170,7 +170,8 @@ package struct Plan {
     var adam = AdamOptimizer<Float>(layout: net.layout, learningRates: [.backbone: 1e-9, .projection: 1e-9, .segmentation: 1e-9])
     let pretraining = median {
       let batch = pretrainingBatch(
-        data, Array(0..<min(config.pretrainingBatch, data.count)), positions: config.positions, rng: &rng, backend: backend)
+        data, Array(0..<min(config.pretrainingBatch, data.count)), positions: config.positions,
+        switches: config.pretrainingAugmentation, rng: &rng, backend: backend)
       _ = net.pretrainingStep(batch, loss: settings, optimizer: &adam)
     }
     let fineTuning = median {

@@ -23,7 +23,7 @@ public struct RunStore: Sendable {
       // Everything a run writes, so no output of the old run survives beside the new one.
       for name in [
         "config.json", "stages", "weights", "pictures", "predictions", "report.html", "results.md", "results.csv", "log.txt", "jobs",
-        "results.json",
+        "results.json", "points",
       ] {
         let url = directory.appendingPathComponent(name)
         if fm.fileExists(atPath: url.path) { try fm.removeItem(at: url) }

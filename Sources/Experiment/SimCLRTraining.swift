@@ -63,13 +63,14 @@ public struct SimCLROutcome: Codable, Sendable, PretrainingSummary {
 
 /// The two views SimCLR compares for the slices at `indices`, made as Pix2Rep's pretraining makes
 /// its pair: two independent intensity augmentations v = t(x), v' = t'(x), and one spatial
-/// transform phi per slice applied to the second, so the views are (v, phi · v').
+/// transform phi per slice applied to the second, so the views are (v, phi · v'), switched as
+/// Pix2Rep's are (`ExperimentConfig.pretrainingAugmentation`).
 func simCLRViews<B: Backend>(
-  _ data: SliceSet, _ indices: [Int], rng: inout SplitMix64, backend: B
+  _ data: SliceSet, _ indices: [Int], switches: AugmentationSwitches, rng: inout SplitMix64, backend: B
 ) -> (view: Tensor<B.Scalar>, otherView: Tensor<B.Scalar>) {
-  let view = augmentedImages(data, indices, rng: &rng, backend: backend)
-  let otherView = augmentedImages(data, indices, rng: &rng, backend: backend)
-  let affines = indices.map { _ in sampleSpatialTransform(rng: &rng).affine }
+  let view = augmentedImages(data, indices, switches: switches, rng: &rng, backend: backend)
+  let otherView = augmentedImages(data, indices, switches: switches, rng: &rng, backend: backend)
+  let affines = indices.map { _ in sampleSpatialTransform(rng: &rng, switches: switches).affine }
   return (view, backend.warpForward(input: otherView, affines: affines))
 }
 
@@ -163,10 +164,11 @@ package func pretrainSimCLR<B: Backend>(
   var validationRNG = SplitMix64(seed: seed, stream: 3)
   let validationIndices = Array(validationRNG.permutation(validation.count).prefix(config.pretrainingValidationSlices))
   let validationViews = stride(from: 0, to: validationIndices.count, by: config.pretrainingBatch).map {
-    simCLRViews(validation, Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)]), rng: &validationRNG, backend: backend)
+    simCLRViews(validation, Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)]),
+      switches: config.pretrainingAugmentation, rng: &validationRNG, backend: backend)
   }
   let record = pretrainingLoop(config: config, label: label, values: { net.values }) { _ in
-    let views = simCLRViews(train, sampler.next(), rng: &rng, backend: backend)
+    let views = simCLRViews(train, sampler.next(), switches: config.pretrainingAugmentation, rng: &rng, backend: backend)
     let (loss, gradients, gradHead) = simCLRLossAndGradients(
       &net, head: head, view: views.view, otherView: views.otherView, temperature: temperature, training: true, computeGradients: true)
     encoderAdam.update(&net.values, gradients: gradients!, backend: backend)

@@ -88,8 +88,9 @@ extension RunStore {
   /// `source` that `StageReuse.shareable` allows and this folder lacks: its result, its `.build`
   /// record and its weights. Says which, and returns their names. An error names `source` when it
   /// is not a run folder or was made with a configuration that differs in more than the shareable
-  /// options.
-  public func reuseStages(from source: URL, identity: RunIdentity) throws -> [String] {
+  /// options. `only`, when given, limits the copy to those stages (`verify ablate` takes the
+  /// InfoNCE pretraining and its runs).
+  public func reuseStages(from source: URL, identity: RunIdentity, only: Set<String>? = nil) throws -> [String] {
     let configFile = source.appendingPathComponent("config.json")
     guard let data = FileManager.default.contents(atPath: configFile.path) else {
       throw ExperimentError("\(configFile.path): not found; --reuse takes a run folder")
@@ -105,7 +106,9 @@ extension RunStore {
     }
     let fm = FileManager.default
     var copied: [String] = []
-    for stage in stages where fm.fileExists(atPath: from.stageURL(stage).path) && !fm.fileExists(atPath: stageURL(stage).path) {
+    for stage in stages where only?.contains(stage) != false && fm.fileExists(atPath: from.stageURL(stage).path)
+      && !fm.fileExists(atPath: stageURL(stage).path)
+    {
       // Weights and build records first, the stage's own result last: a stage counts as finished
       // once its result exists, so an interrupted copy leaves it unfinished, never half there.
       // A rate choice also stored its budget's first baseline run (`chooseBaselineRate`).

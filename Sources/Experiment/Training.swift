@@ -2,22 +2,25 @@ import Foundation
 import Reference
 
 /// Intensity-augmented copies of the slices at `indices`: each slice gets its own seeded draw of
-/// the protocol's five transforms (noise, blur, gamma, bias field, inversion), applied by
-/// `backend`. (N, 1, S, S).
-func augmentedImages<B: Backend>(_ data: SliceSet, _ indices: [Int], rng: inout SplitMix64, backend: B) -> Tensor<B.Scalar> {
+/// the protocol's five transforms (noise, blur, gamma, bias field, inversion), switched by
+/// `switches` (the protocol's views by default; `verify ablate`), applied by `backend`. (N, 1, S, S).
+func augmentedImages<B: Backend>(
+  _ data: SliceSet, _ indices: [Int], switches: AugmentationSwitches = .protocolViews, rng: inout SplitMix64, backend: B
+) -> Tensor<B.Scalar> {
   let clean: Tensor<B.Scalar> = data.imageTensor(indices)
-  let parameters = indices.map { _ in sampleIntensityParameters(rng: &rng) }
+  let parameters = indices.map { _ in sampleIntensityParameters(rng: &rng, switches: switches) }
   return backend.augmentIntensity(batch: clean, parameters: parameters)
 }
 
 /// A pretraining batch of the slices at `indices`: two independent intensity views, one phi per
-/// slice, and `positions` pixel positions drawn among those whose source lies in the image.
+/// slice, and `positions` pixel positions drawn among those whose source lies in the image. The
+/// views are switched by `switches` (`ExperimentConfig.pretrainingAugmentation`).
 func pretrainingBatch<B: Backend>(
-  _ data: SliceSet, _ indices: [Int], positions: Int, rng: inout SplitMix64, backend: B
+  _ data: SliceSet, _ indices: [Int], positions: Int, switches: AugmentationSwitches, rng: inout SplitMix64, backend: B
 ) -> PretrainingBatch<B.Scalar> {
-  let view = augmentedImages(data, indices, rng: &rng, backend: backend)
-  let otherView = augmentedImages(data, indices, rng: &rng, backend: backend)
-  let affines = indices.map { _ in sampleSpatialTransform(rng: &rng).affine }
+  let view = augmentedImages(data, indices, switches: switches, rng: &rng, backend: backend)
+  let otherView = augmentedImages(data, indices, switches: switches, rng: &rng, backend: backend)
+  let affines = indices.map { _ in sampleSpatialTransform(rng: &rng, switches: switches).affine }
   let valid = validityMask(affines: affines, height: data.size, width: data.size)
   let drawn = samplePixelPositions(valid: valid, count: positions, rng: &rng)
   return PretrainingBatch(view: view, otherView: otherView, affines: affines, positions: drawn)
@@ -122,10 +125,12 @@ func pretrain<B: Backend>(
   let validationIndices = Array(validationRNG.permutation(validation.count).prefix(config.pretrainingValidationSlices))
   let validationBatches: [PretrainingBatch<B.Scalar>] = stride(from: 0, to: validationIndices.count, by: config.pretrainingBatch).map {
     let chunk = Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)])
-    return pretrainingBatch(validation, chunk, positions: config.positions, rng: &validationRNG, backend: backend)
+    return pretrainingBatch(
+      validation, chunk, positions: config.positions, switches: config.pretrainingAugmentation, rng: &validationRNG, backend: backend)
   }
   let record = pretrainingLoop(config: config, label: label, values: { net.values }) { _ in
-    let batch = pretrainingBatch(train, sampler.next(), positions: config.positions, rng: &rng, backend: backend)
+    let batch = pretrainingBatch(
+      train, sampler.next(), positions: config.positions, switches: config.pretrainingAugmentation, rng: &rng, backend: backend)
     return net.pretrainingStep(batch, loss: settings, optimizer: &adam)
   } validate: {
     var total = 0.0

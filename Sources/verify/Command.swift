@@ -133,3 +133,27 @@ struct Options {
     if let extra = positional.first { throw VerifyError("unexpected argument '\(extra)'", exitCode: 64) }
   }
 }
+
+extension Options {
+  /// The folder of `--run DIR` (relative to the current folder), by default `runs/NAME`.
+  func runDirectory(default name: String) -> URL {
+    let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    return path("run", relativeTo: cwd) ?? cwd.appendingPathComponent("runs/\(name)")
+  }
+
+  /// A path option's value as a URL relative to `cwd` (nil when the option is not given).
+  func path(_ name: String, relativeTo cwd: URL) -> URL? {
+    string(name).map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL }
+  }
+
+  /// The data of `--data DIR` (an ACDC-layout folder), or by default the synthetic phantom,
+  /// generated once into .cache/ in the current folder.
+  func experimentData(config: ExperimentConfig) throws -> any ExperimentData {
+    let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    if let root = path("data", relativeTo: cwd) {
+      return try DatasetSplits.load(root: root, source: "ACDC at \(root.path)", config: config)
+    }
+    let root = try DatasetSplits.ensurePhantom(cache: cwd.appendingPathComponent(".cache"), config: config)
+    return try DatasetSplits.load(root: root, source: DatasetSplits.phantomSource(config), config: config)
+  }
+}

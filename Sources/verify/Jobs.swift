@@ -1,19 +1,22 @@
 import Experiment
 import Foundation
 
-/// `verify reproduce --jobs N`: the plan's stages computed by up to N child processes at a time
-/// (`verify reproduce --stage NAME`, the workers split among them), each started once its inputs
-/// have finished, the longest first; the caller then assembles the table in process. The stages draw their randomness from their names, so the
-/// results equal a run with `--jobs 1` bit for bit.
+/// `verify reproduce --jobs N` and `verify ablate --jobs N`: the plan's stages computed by up to N
+/// child processes at a time (`verify COMMAND --stage NAME`, the workers split among them), each
+/// started once its inputs have finished, the longest first; the caller then assembles the table in
+/// process. The stages draw their randomness from their names, so the results equal a run with
+/// `--jobs 1` bit for bit.
 enum Jobs {
-  /// The options a child must repeat so that it sees the same plan and data.
-  static func childArguments(_ options: Options, runDirectory: URL, workers: Int) -> [String] {
-    var arguments = ["reproduce", "--run", runDirectory.path, "--workers", "\(workers)"]
-    for name in ["data", "preset", "seed", "init", "max-epochs", "pretraining-steps"] {
+  /// The child's command line: `command` with the run folder, its workers, and the options (`values`
+  /// with their value, `flags` without) a child must repeat so that it sees the same plan and data.
+  static func childArguments(
+    _ command: String, _ options: Options, values: [String], flags: [String], runDirectory: URL, workers: Int
+  ) -> [String] {
+    var arguments = [command, "--run", runDirectory.path, "--workers", "\(workers)"]
+    for name in values {
       if let value = options.string(name) { arguments += ["--\(name)", value] }
     }
-    if options.flag("lp-cached-features") { arguments.append("--lp-cached-features") }
-    return arguments
+    return arguments + flags.filter(options.flag).map { "--\($0)" }
   }
 
   /// Computes every unfinished stage with up to `jobs` children at a time. A stage starts as soon
@@ -22,13 +25,13 @@ enum Jobs {
   /// stages it does not list count as 0), so the long stages, such as the 100-patient baseline's
   /// rate search, do not end up running alone at the end while the other jobs idle. A failed child
   /// stops the launching of new ones; the error names its stage and the log.
+  /// A stage has finished when its result file, `stageFile(name)`, exists.
   static func run(
-    stages: [Reproduction.Stage], stageSeconds: [String: Double], jobs: Int, arguments: [String], runDirectory: URL
+    stages: [Reproduction.Stage], stageSeconds: [String: Double], jobs: Int, arguments: [String], runDirectory: URL,
+    stageFile: (String) -> URL
   ) throws {
     let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-    func isFinished(_ name: String) -> Bool {
-      FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("stages/\(name).json").path)
-    }
+    func isFinished(_ name: String) -> Bool { FileManager.default.fileExists(atPath: stageFile(name).path) }
     var waiting = stages.filter { !isFinished($0.name) }
     let progress = ProgressPrinter("jobs", total: waiting.count, unit: "stage", interval: 2)
     // Time left: each stage takes its assumed seconds (timed with all the workers in one process)

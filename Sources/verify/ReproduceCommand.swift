@@ -112,22 +112,13 @@ enum ReproduceCommand: VerifyCommand {
       return
     }
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    let runDirectory = options.string("run").map { URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL }
-      ?? cwd.appendingPathComponent("runs/\(presetName)-seed\(seed)")
+    let runDirectory = options.runDirectory(default: "\(presetName)-seed\(seed)")
 
     // The --init backbone is checked before the data are loaded, so a bad file fails at once.
     let initial = try options.string("init").map {
       try Safetensors.initialBackbone(at: URL(fileURLWithPath: $0, relativeTo: cwd).standardizedFileURL, model: config.model)
     }
-    let data: any ExperimentData
-    if let path = options.string("data") {
-      let root = URL(fileURLWithPath: path, relativeTo: cwd).standardizedFileURL
-      data = try DatasetSplits.load(root: root, source: "ACDC at \(root.path)", config: config)
-    } else {
-      let cache = cwd.appendingPathComponent(".cache")
-      let root = try DatasetSplits.ensurePhantom(cache: cache, config: config)
-      data = try DatasetSplits.load(root: root, source: DatasetSplits.phantomSource(config), config: config)
-    }
+    let data = try options.experimentData(config: config)
 
     say("verify reproduce: preset \(presetName), seed \(seed), \(workers) worker(s), run folder \(runDirectory.path)")
     for line in config.summaryLines { say("  " + line) }
@@ -164,8 +155,10 @@ enum ReproduceCommand: VerifyCommand {
       say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + estimate)
       try Jobs.run(
         stages: Reproduction.stages(config), stageSeconds: stageSeconds, jobs: jobs,
-        arguments: Jobs.childArguments(options, runDirectory: runDirectory, workers: max(1, workers / jobs)),
-        runDirectory: runDirectory)
+        arguments: Jobs.childArguments(
+          name, options, values: ["data", "preset", "seed", "init", "max-epochs", "pretraining-steps"], flags: ["lp-cached-features"],
+          runDirectory: runDirectory, workers: max(1, workers / jobs)),
+        runDirectory: runDirectory) { runDirectory.appendingPathComponent("stages/\($0).json") }
       reproduction.earlierWork = (Date().timeIntervalSince(started), estimate, estimatedSeconds)
     }
     let report = try reproduction.run()

@@ -7,6 +7,7 @@ let commands: [any VerifyCommand.Type] = [
   InfoCommand.self,
   PhantomCommand.self,
   ReproduceCommand.self,
+  AblateCommand.self,
   ProfileCommand.self,
   ExportWeightsCommand.self,
   EquivarianceCommand.self,

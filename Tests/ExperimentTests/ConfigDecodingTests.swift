@@ -1,5 +1,6 @@
 import Experiment
 import Foundation
+import Reference
 import Testing
 
 /// A run folder's config.json decodes under later versions: an option it lacks takes its default.
@@ -29,6 +30,7 @@ import Testing
     config.phantomDifficulty = 0.5
     config.phantomGrid = 96
     config.testPatientLimit = nil
+    config.pretrainingAugmentation = AugmentationSwitches(noiseScale: 0.01, leftOut: [.gamma, .blur], spatialIdentity: true)
     #expect(try JSONDecoder().decode(ExperimentConfig.self, from: JSONEncoder().encode(config)) == config)
   }
 
@@ -52,7 +54,16 @@ import Testing
 
   @Test("init(from:) lists every stored option (a new option must be added there, with its default)")
   func everyOptionIsDecoded() {
-    // 8 required, 17 with defaults, and testPatientLimit.
-    #expect(Mirror(reflecting: ExperimentConfig.cpu(seed: 1)).children.count == 26)
+    // 8 required, 18 with defaults, and testPatientLimit.
+    #expect(Mirror(reflecting: ExperimentConfig.cpu(seed: 1)).children.count == 27)
+  }
+
+  @Test("a config.json from before the ablation switches decodes to the protocol's views")
+  func beforeAblationSwitches() throws {
+    var object = try Self.json(.smoke(seed: 3))
+    object["pretrainingAugmentation"] = nil
+    let decoded = try JSONDecoder().decode(ExperimentConfig.self, from: JSONSerialization.data(withJSONObject: object))
+    #expect(decoded.pretrainingAugmentation == .protocolViews)
+    #expect(decoded == .smoke(seed: 3))
   }
 }

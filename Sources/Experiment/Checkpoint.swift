@@ -162,8 +162,8 @@ package struct CheckpointPolicy: Sendable {
   }
 }
 
-/// Thrown by `trainDownstream`, `trainMeanTeacher`, `pretrain` and `pretrainSimCLR` when `CheckpointPolicy.interruptAfterStep` is
-/// reached (tests).
+/// Thrown by `trainDownstream`, `trainMeanTeacher`, `pretrain` and `pretrainSimCLR` when
+/// `CheckpointPolicy.interruptAfterStep` is reached (tests).
 package struct TrainingInterrupted: Error {
   package var step: Int
 }

@@ -1,16 +1,31 @@
 import Foundation
 import Reference
 
-/// What a downstream trainer carries from one step to the next besides the best values, the curve
-/// and the patience count: the state a checkpoint must hold for the run to resume to the same bits.
-/// Which array, stream and sampler is which is the trainer's convention.
+/// What a trainer (downstream or pretraining) carries from one step to the next besides what its
+/// loop keeps (the best values, the curves, the patience count): the state a checkpoint must hold
+/// for the run to resume to the same bits. Which array, stream, sampler and optimizer is which is
+/// the trainer's convention.
 struct TrainerState<Scalar: BinaryFloatingPoint> {
-  /// Parameter-layout arrays: the parameters (with running statistics), Adam's moments, a teacher.
+  /// The parameters (with running statistics), Adam's moments, a teacher, a separate head.
   var arrays: [[Scalar]]
   /// Random streams' states (`SplitMix64.state`).
   var randomStates: [UInt64]
-  var samplers: [DownstreamCheckpoint<Scalar>.SamplerState]
-  var adamStep: Int
+  var samplers: [SamplerState]
+  /// Each Adam optimizer's step.
+  var adamSteps: [Int]
+}
+
+/// What `downstreamLoop` records in its checkpoint besides the trainer's arrays and the best values.
+struct DownstreamProgress: CheckpointProgress {
+  var schedule: DownstreamSchedule
+  var step: Int
+  var sinceBest: Int
+  var bestStep: Int
+  var bestLoss: Double
+  var curve: [CurvePoint]
+  var randomStates: [UInt64]
+  var samplers: [SamplerState]
+  var adamSteps: [Int]
 }
 
 /// The schedule every downstream run shares (`trainDownstream`, `trainMeanTeacher`; docs/PROTOCOL.md
@@ -33,12 +48,13 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
   var curve: [CurvePoint]
   var sinceBest = 0
   var step = 0
-  let saved: DownstreamCheckpoint<Scalar>? = checkpoint?.resumable(
-    schedule: schedule, valueCount: valueCount, arrayCount: stateArrays + 1, label: label)
+  let arrayLengths = [Int](repeating: valueCount, count: stateArrays + 1)
+  let saved: Checkpoint<Scalar, DownstreamProgress>? = checkpoint?.resumable(
+    schedule: schedule, arrayLengths: arrayLengths, label: label)
   if let saved {
-    let h = saved.header
+    let h = saved.header.progress
     restore(TrainerState(
-      arrays: Array(saved.arrays.prefix(stateArrays)), randomStates: h.randomStates, samplers: h.samplers, adamStep: h.adamStep))
+      arrays: Array(saved.arrays.prefix(stateArrays)), randomStates: h.randomStates, samplers: h.samplers, adamSteps: h.adamSteps))
     best = (h.bestStep, h.bestLoss, saved.arrays[stateArrays])
     (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
   } else {
@@ -61,12 +77,10 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
       }
       if let checkpoint, checkpoint.due(step: step, lastSave: lastSave) {
         let state = capture()
-        let header = DownstreamCheckpoint<Scalar>.Header(
-          build: Build.fingerprint, scalarBytes: MemoryLayout<Scalar>.size, valueCount: valueCount,
-          arrayCount: stateArrays + 1, schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step,
-          bestLoss: best.loss, curve: curve, randomStates: state.randomStates, samplers: state.samplers,
-          adamStep: state.adamStep)
-        try checkpoint.save(DownstreamCheckpoint(header: header, arrays: state.arrays + [best.values]))
+        let header = DownstreamProgress(
+          schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
+          randomStates: state.randomStates, samplers: state.samplers, adamSteps: state.adamSteps)
+        try checkpoint.save(Checkpoint(progress: header, arrays: state.arrays + [best.values]))
         lastSave = Date()
       }
     }

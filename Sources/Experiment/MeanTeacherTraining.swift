@@ -110,11 +110,11 @@ package func trainMeanTeacher<B: Backend>(
       TrainerState(
         arrays: [student.values, teacher.values, adam.firstMoment, adam.secondMoment],
         randomStates: [studentRNG.state, teacherRNG.state], samplers: [.init(sampler), .init(unlabelledSampler)],
-        adamStep: adam.step)
+        adamSteps: [adam.step])
     },
     restore: { state in
       (student.values, teacher.values) = (state.arrays[0], state.arrays[1])
-      adam.restore(step: state.adamStep, firstMoment: state.arrays[2], secondMoment: state.arrays[3])
+      adam.restore(step: state.adamSteps[0], firstMoment: state.arrays[2], secondMoment: state.arrays[3])
       (studentRNG, teacherRNG) = (SplitMix64(seed: state.randomStates[0]), SplitMix64(seed: state.randomStates[1]))
       state.samplers[0].restore(&sampler)
       state.samplers[1].restore(&unlabelledSampler)

@@ -267,11 +267,11 @@ public struct Reproduction {
     return try pretrainingStage(
       stage, PretrainingOutcome.self,
       plan: "\(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate)"
-    ) { r in
+    ) { r, checkpoint in
       let settings = PretrainingLoss(objective: objective, temperature: r.config.temperature, lambda: r.config.barlowLambda)
-      return Experiment.pretrain(
+      return try Experiment.pretrain(
         backend: r.backend, loss: settings, train: r.data.pretrainingTrain, validation: r.data.pretrainingValidation,
-        config: r.config, seed: r.seed("init"), label: stage, initial: initial)
+        config: r.config, seed: r.seed("init"), label: stage, initial: initial, checkpoint: checkpoint)
     }
   }
 
@@ -282,18 +282,20 @@ public struct Reproduction {
     return try pretrainingStage(
       stage, SimCLROutcome.self,
       plan: "\(config.pretrainingSteps) steps of batch \(config.pretrainingBatch), Adam lr \(config.pretrainingLearningRate), tau \(BaselineSettings.simCLRTemperature)"
-    ) { r in
-      pretrainSimCLR(
+    ) { r, checkpoint in
+      try pretrainSimCLR(
         backend: r.backend, initial: random, train: r.data.pretrainingTrain, validation: r.data.pretrainingValidation,
-        config: r.config, seed: r.seed(stage), label: stage)
+        config: r.config, seed: r.seed(stage), label: stage, checkpoint: checkpoint)
     }
   }
 
   /// A pretraining stage's best-validation weights: loaded when the stage has finished, else
-  /// trained by `train` (under the stage's claim) and stored with its outcome. `plan` describes the
-  /// schedule in the log.
+  /// trained by `train` (under the stage's claim, with the stage's checkpoint policy: an
+  /// interrupted pretraining resumes from its last checkpoint) and stored with its outcome, the
+  /// checkpoint then removed. `plan` describes the schedule in the log.
   mutating func pretrainingStage<Outcome: PretrainingSummary>(
-    _ stage: String, _: Outcome.Type, plan: String, train: (Reproduction) -> (values: [Float], outcome: Outcome)
+    _ stage: String, _: Outcome.Type, plan: String,
+    train: (Reproduction, CheckpointPolicy) throws -> (values: [Float], outcome: Outcome)
   ) throws -> [Float] {
     let url = store.weightsURL(stage)
     if let outcome = try store.load(Outcome.self, stage: stage) {
@@ -304,9 +306,10 @@ public struct Reproduction {
     return try store.withClaim(stage) {
       if finished(stage) { return try WeightsFile.read(from: url, expecting: config.model) }
       say("\(stage): \(plan)")
-      let (values, outcome) = train(self)
+      let (values, outcome) = try train(self, CheckpointPolicy(url: store.checkpointURL(stage)))
       try WeightsFile.write(values: values, config: config.model, to: url)
       try store.save(outcome, stage: stage)
+      try? FileManager.default.removeItem(at: store.checkpointURL(stage))  // finished: nothing to resume
       stageSeconds[stage] = outcome.seconds
       say(String(format: "%@: best validation %.4f at step %d of %d; validation loss changed by %+.2f%% over the last quarter", stage,
         outcome.bestValidationLoss, outcome.bestStep, outcome.steps, (outcome.relativeChangeLastQuarter ?? .nan) * 100))

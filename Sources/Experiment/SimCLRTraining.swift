@@ -147,10 +147,12 @@ func simCLRLossAndGradients<B: Backend>(
 /// and weight files are unchanged. The decoder never runs, so it stays as initialised; its
 /// BatchNorm running statistics are then re-estimated on the training slices
 /// (`reestimateBatchNormStatistics`, as for the random-backbone control), the encoder's trained
-/// statistics kept. Returns the network's values (as Float) and the curves.
+/// statistics kept. Returns the network's values (as Float) and the curves. With a `checkpoint`
+/// policy it saves and resumes as `pretrain` does, to the same final bits.
 package func pretrainSimCLR<B: Backend>(
-  backend: B, initial: [Float], train: SliceSet, validation: SliceSet, config: ExperimentConfig, seed: UInt64, label: String
-) -> (values: [Float], outcome: SimCLROutcome) {
+  backend: B, initial: [Float], train: SliceSet, validation: SliceSet, config: ExperimentConfig, seed: UInt64, label: String,
+  checkpoint: CheckpointPolicy? = nil
+) throws -> (values: [Float], outcome: SimCLROutcome) {
   let start = Date()
   var net = Pix2RepNetwork(config: config.model, backend: backend, values: initial.map { B.Scalar($0) })
   var head = SimCLRProjectionHead<Double>(inputWidth: config.model.widths.last!, seed: seed).converted(to: B.Scalar.self)
@@ -167,7 +169,29 @@ package func pretrainSimCLR<B: Backend>(
     simCLRViews(validation, Array(validationIndices[$0..<min($0 + config.pretrainingBatch, validationIndices.count)]),
       switches: config.pretrainingAugmentation, rng: &validationRNG, backend: backend)
   }
-  let record = pretrainingLoop(config: config, label: label, values: { net.values }) { _ in
+  // Checkpoint convention: arrays [values, the encoder's Adam moments (network layout), the head,
+  // the head's Adam moments]; random streams [augmentation]; samplers [training batches]; Adam
+  // steps [encoder, head].
+  let record = try pretrainingLoop(
+    config: config, label: label, checkpoint: checkpoint,
+    capture: {
+      TrainerState(
+        arrays: [
+          net.values, encoderAdam.firstMoment, encoderAdam.secondMoment, headValues, headAdam.firstMoment, headAdam.secondMoment,
+        ],
+        randomStates: [rng.state], samplers: [.init(sampler)], adamSteps: [encoderAdam.step, headAdam.step])
+    },
+    restore: { state in
+      net.values = state.arrays[0]
+      (encoderAdam.step, encoderAdam.firstMoment, encoderAdam.secondMoment) = (state.adamSteps[0], state.arrays[1], state.arrays[2])
+      headValues = state.arrays[3]
+      (headAdam.step, headAdam.firstMoment, headAdam.secondMoment) = (state.adamSteps[1], state.arrays[4], state.arrays[5])
+      head = unflatHead(headValues, like: head)
+      rng = SplitMix64(seed: state.randomStates[0])
+      state.samplers[0].restore(&sampler)
+    },
+    values: { net.values }
+  ) { _ in
     let views = simCLRViews(train, sampler.next(), switches: config.pretrainingAugmentation, rng: &rng, backend: backend)
     let (loss, gradients, gradHead) = simCLRLossAndGradients(
       &net, head: head, view: views.view, otherView: views.otherView, temperature: temperature, training: true, computeGradients: true)

@@ -109,10 +109,13 @@ public struct PretrainingOutcome: Codable, Sendable, PretrainingSummary {
 /// Pretrains backbone f and projection head g with Adam (docs/PROTOCOL.md section 3) and returns the
 /// best-validation parameters (all groups, as Float) with the curves.
 /// `initial`, when given, replaces the seeded initial values (all groups; `verify reproduce --init`).
-func pretrain<B: Backend>(
+/// With a `checkpoint` policy the pretraining saves its state at validations (at most once per
+/// interval) and, when the file exists and was saved by this build, resumes from it with the same
+/// final bits as an uninterrupted pretraining (`pretrainingLoop`).
+package func pretrain<B: Backend>(
   backend: B, loss settings: PretrainingLoss, train: SliceSet, validation: SliceSet,
-  config: ExperimentConfig, seed: UInt64, label: String, initial: [Float]? = nil
-) -> (values: [Float], outcome: PretrainingOutcome) {
+  config: ExperimentConfig, seed: UInt64, label: String, initial: [Float]? = nil, checkpoint: CheckpointPolicy? = nil
+) throws -> (values: [Float], outcome: PretrainingOutcome) {
   let start = Date()
   var net = Pix2RepNetwork(config: config.model, backend: backend, seed: seed)
   if let initial { net.values = initial.map { B.Scalar($0) } }
@@ -128,7 +131,23 @@ func pretrain<B: Backend>(
     return pretrainingBatch(
       validation, chunk, positions: config.positions, switches: config.pretrainingAugmentation, rng: &validationRNG, backend: backend)
   }
-  let record = pretrainingLoop(config: config, label: label, values: { net.values }) { _ in
+  // Checkpoint convention: arrays [values, Adam's first and second moments]; random streams
+  // [augmentation]; samplers [training batches].
+  let record = try pretrainingLoop(
+    config: config, label: label, checkpoint: checkpoint,
+    capture: {
+      TrainerState(
+        arrays: [net.values, adam.firstMoment, adam.secondMoment], randomStates: [rng.state], samplers: [.init(sampler)],
+        adamSteps: [adam.step])
+    },
+    restore: { state in
+      net.values = state.arrays[0]
+      adam.restore(step: state.adamSteps[0], firstMoment: state.arrays[1], secondMoment: state.arrays[2])
+      rng = SplitMix64(seed: state.randomStates[0])
+      state.samplers[0].restore(&sampler)
+    },
+    values: { net.values }
+  ) { _ in
     let batch = pretrainingBatch(
       train, sampler.next(), positions: config.positions, switches: config.pretrainingAugmentation, rng: &rng, backend: backend)
     return net.pretrainingStep(batch, loss: settings, optimizer: &adam)
@@ -154,19 +173,74 @@ struct PretrainingRecord<Scalar> {
   var validation: [CurvePoint]
 }
 
+/// What a pretraining checkpoint must match to be resumed.
+struct PretrainingSchedule: Codable, Equatable {
+  var steps: Int
+  var validationInterval: Int
+  var batch: Int
+
+  init(_ config: ExperimentConfig) {
+    (steps, validationInterval, batch) = (config.pretrainingSteps, config.pretrainingValidationInterval, config.pretrainingBatch)
+  }
+}
+
+/// What `pretrainingLoop` records in its checkpoint besides the trainer's arrays and the best values.
+struct PretrainingProgress: CheckpointProgress {
+  var schedule: PretrainingSchedule
+  var step: Int
+  var bestStep: Int
+  var bestLoss: Double
+  var training: [CurvePoint]
+  var validation: [CurvePoint]
+  /// The training losses since the training curve's last point.
+  var recent: [Double]
+  var randomStates: [UInt64]
+  var samplers: [SamplerState]
+  var adamSteps: [Int]
+}
+
 /// The loop both pretrainings share (Pix2Rep's objectives and SimCLR): `step` trains step k
 /// (1-based) and returns its loss; every `config.pretrainingValidationInterval` steps and at the
 /// last one `validate` gives the validation loss, and `values` (read then) becomes the best when
 /// that loss is the lowest so far. Progress goes to the console under `label`.
-func pretrainingLoop<Scalar>(
-  config: ExperimentConfig, label: String, values: () -> [Scalar], step: (Int) -> Double, validate: () -> Double
-) -> PretrainingRecord<Scalar> {
+///
+/// With a `checkpoint` policy the loop saves, at validations (at most once per interval), the
+/// trainer's `TrainerState` (`capture`) with its own state (step, best, curves, the partial training
+/// average); when a checkpoint of this build and schedule exists it starts from there (`restore`),
+/// and ends with the same bits as an uninterrupted run. A checkpoint holds the trainer's arrays and
+/// then the best values. Without a policy `capture` and `restore` are never called.
+func pretrainingLoop<Scalar: BinaryFloatingPoint>(
+  config: ExperimentConfig, label: String, checkpoint: CheckpointPolicy? = nil,
+  capture: () -> TrainerState<Scalar>, restore: (TrainerState<Scalar>) -> Void,
+  values: () -> [Scalar], step: (Int) -> Double, validate: () -> Double
+) throws -> PretrainingRecord<Scalar> {
   var record = PretrainingRecord<Scalar>(best: (0, .infinity, values()), training: [], validation: [])
   let steps = config.pretrainingSteps
-  let progress = ProgressPrinter(label, total: steps)
+  let schedule = PretrainingSchedule(config)
   var recent: [Double] = []
-  var extra = ""
-  for k in 1...steps {
+  var first = 1
+  if let checkpoint {
+    let lengths = capture().arrays.map(\.count) + [record.best.values.count]
+    let saved: Checkpoint<Scalar, PretrainingProgress>? = checkpoint.resumable(
+      schedule: schedule, arrayLengths: lengths, label: label)
+    if let saved {
+      let h = saved.header.progress
+      let stateArrays = lengths.count - 1
+      restore(TrainerState(
+        arrays: Array(saved.arrays.prefix(stateArrays)), randomStates: h.randomStates, samplers: h.samplers,
+        adamSteps: h.adamSteps))
+      record = PretrainingRecord(
+        best: (h.bestStep, h.bestLoss, saved.arrays[stateArrays]), training: h.training, validation: h.validation)
+      (recent, first) = (h.recent, h.step + 1)
+    }
+  }
+  func note(_ validationLoss: Double) -> String {
+    String(format: "validation %.4f (best %.4f at step %d)", validationLoss, record.best.loss, record.best.step)
+  }
+  let progress = ProgressPrinter(label, total: steps)
+  var extra = record.validation.last.map { note($0.loss) } ?? ""
+  var lastSave = Date()
+  for k in stride(from: first, through: steps, by: 1) {
     let loss = step(k)
     recent.append(loss)
     if k % 10 == 0 || k == steps {
@@ -177,7 +251,16 @@ func pretrainingLoop<Scalar>(
       let validationLoss = validate()
       record.validation.append(CurvePoint(step: k, loss: validationLoss))
       if validationLoss < record.best.loss { record.best = (k, validationLoss, values()) }
-      extra = String(format: "validation %.4f (best %.4f at step %d)", validationLoss, record.best.loss, record.best.step)
+      extra = note(validationLoss)
+      if let checkpoint, checkpoint.due(step: k, lastSave: lastSave) {
+        let state = capture()
+        let header = PretrainingProgress(
+          schedule: schedule, step: k, bestStep: record.best.step, bestLoss: record.best.loss, training: record.training,
+          validation: record.validation, recent: recent, randomStates: state.randomStates, samplers: state.samplers,
+          adamSteps: state.adamSteps)
+        try checkpoint.save(Checkpoint(progress: header, arrays: state.arrays + [record.best.values]))
+        lastSave = Date()
+      }
     }
     progress.update(k, loss: loss, extra: extra)
   }
@@ -275,11 +358,11 @@ package func trainDownstream<B: Backend>(
     capture: {
       TrainerState(
         arrays: [net.values, adam.firstMoment, adam.secondMoment], randomStates: [rng.state], samplers: [.init(sampler)],
-        adamStep: adam.step)
+        adamSteps: [adam.step])
     },
     restore: { state in
       net.values = state.arrays[0]
-      adam.restore(step: state.adamStep, firstMoment: state.arrays[1], secondMoment: state.arrays[2])
+      adam.restore(step: state.adamSteps[0], firstMoment: state.arrays[1], secondMoment: state.arrays[2])
       rng = SplitMix64(seed: state.randomStates[0])
       state.samplers[0].restore(&sampler)
     },

@@ -94,11 +94,11 @@ import Testing
   }
 
   @Test("SimCLR pretraining is seeded (two runs equal bit for bit) and leaves the decoder's weights as initialised")
-  func simCLRIsSeededAndLeavesTheDecoder() {
+  func simCLRIsSeededAndLeavesTheDecoder() throws {
     let initial = Pix2RepNetwork(config: Self.config.model, backend: ReferenceBackend(), seed: 7).values.map { Float($0) }
     let train = Self.slices(6, firstPatient: 1, seed: 1), validation = Self.slices(2, firstPatient: 10, seed: 2)
-    let first = pretrainSimCLR(backend: ReferenceBackend(), initial: initial, train: train, validation: validation, config: Self.config, seed: 9, label: "test")
-    let second = pretrainSimCLR(backend: ReferenceBackend(), initial: initial, train: train, validation: validation, config: Self.config, seed: 9, label: "test")
+    let first = try pretrainSimCLR(backend: ReferenceBackend(), initial: initial, train: train, validation: validation, config: Self.config, seed: 9, label: "test")
+    let second = try pretrainSimCLR(backend: ReferenceBackend(), initial: initial, train: train, validation: validation, config: Self.config, seed: 9, label: "test")
     #expect(first.values == second.values)
     #expect(first.outcome.validation.map(\.loss) == second.outcome.validation.map(\.loss))
     #expect(first.outcome.validation.count == 2 && first.outcome.steps == 4)

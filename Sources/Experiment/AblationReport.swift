@@ -172,11 +172,7 @@ public struct AblationReport: Codable, Sendable {
 
   /// results.md, results.csv, results.json and pictures/ablation-FACTOR.svg in `directory`.
   public func write(to directory: URL) throws {
-    try writeAtomically(Data(markdown.utf8), to: directory.appendingPathComponent("results.md"))
-    try writeAtomically(Data(csv.utf8), to: directory.appendingPathComponent("results.csv"))
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try writeAtomically(try encoder.encode(self), to: directory.appendingPathComponent("results.json"))
+    try writeResultFiles(markdown: markdown, csv: csv, json: self, to: directory)
     let pictures = directory.appendingPathComponent("pictures")
     try FileManager.default.createDirectory(at: pictures, withIntermediateDirectories: true)
     for factor in factors {

@@ -207,11 +207,7 @@ public struct Report: Codable, Sendable {
 
   /// Writes results.md, results.csv and results.json into `directory`.
   public func write(to directory: URL) throws {
-    try writeAtomically(Data(markdown.utf8), to: directory.appendingPathComponent("results.md"))
-    try writeAtomically(Data(csv.utf8), to: directory.appendingPathComponent("results.csv"))
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try writeAtomically(try encoder.encode(self), to: directory.appendingPathComponent("results.json"))
+    try writeResultFiles(markdown: markdown, csv: csv, json: self, to: directory)
   }
 
   /// Writes results-partial.md and results-partial.csv (a table of the stages finished so far).
@@ -228,4 +224,14 @@ public struct EquivarianceFigure: Codable, Sendable {
   public var correspondingCosine: Double
   public var randomPairCosine: Double
   public var intensityCosine: Double
+}
+
+/// Writes a report's results.md, results.csv and results.json (`json` encoded with sorted keys,
+/// pretty-printed) into `directory`, each atomically.
+func writeResultFiles<Value: Encodable>(markdown: String, csv: String, json: Value, to directory: URL) throws {
+  try writeAtomically(Data(markdown.utf8), to: directory.appendingPathComponent("results.md"))
+  try writeAtomically(Data(csv.utf8), to: directory.appendingPathComponent("results.csv"))
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+  try writeAtomically(try encoder.encode(json), to: directory.appendingPathComponent("results.json"))
 }

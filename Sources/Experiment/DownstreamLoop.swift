@@ -15,6 +15,25 @@ struct TrainerState<Scalar: BinaryFloatingPoint> {
   var adamSteps: [Int]
 }
 
+extension TrainerState where Scalar: Sendable {
+  /// The state of the plain trainer (`pretrain`, `trainDownstream`): one network's `values`, one
+  /// Adam, one augmentation stream, one batch sampler. Arrays [values, Adam's first and second
+  /// moments]; random streams [augmentation]; samplers [training batches].
+  init(values: [Scalar], adam: AdamOptimizer<Scalar>, rng: SplitMix64, sampler: BatchSampler) {
+    self.init(
+      arrays: [values, adam.firstMoment, adam.secondMoment], randomStates: [rng.state], samplers: [.init(sampler)],
+      adamSteps: [adam.step])
+  }
+
+  /// Puts a plain trainer's state (`init(values:adam:rng:sampler:)`) back.
+  func restore(values: inout [Scalar], adam: inout AdamOptimizer<Scalar>, rng: inout SplitMix64, sampler: inout BatchSampler) {
+    values = arrays[0]
+    adam.restore(step: adamSteps[0], firstMoment: arrays[1], secondMoment: arrays[2])
+    rng = SplitMix64(seed: randomStates[0])
+    samplers[0].restore(&sampler)
+  }
+}
+
 /// What `downstreamLoop` records in its checkpoint besides the trainer's arrays and the best values.
 struct DownstreamProgress: CheckpointProgress {
   var schedule: DownstreamSchedule

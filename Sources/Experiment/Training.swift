@@ -131,21 +131,10 @@ package func pretrain<B: Backend>(
     return pretrainingBatch(
       validation, chunk, positions: config.positions, switches: config.pretrainingAugmentation, rng: &validationRNG, backend: backend)
   }
-  // Checkpoint convention: arrays [values, Adam's first and second moments]; random streams
-  // [augmentation]; samplers [training batches].
   let record = try pretrainingLoop(
     config: config, label: label, checkpoint: checkpoint,
-    capture: {
-      TrainerState(
-        arrays: [net.values, adam.firstMoment, adam.secondMoment], randomStates: [rng.state], samplers: [.init(sampler)],
-        adamSteps: [adam.step])
-    },
-    restore: { state in
-      net.values = state.arrays[0]
-      adam.restore(step: state.adamSteps[0], firstMoment: state.arrays[1], secondMoment: state.arrays[2])
-      rng = SplitMix64(seed: state.randomStates[0])
-      state.samplers[0].restore(&sampler)
-    },
+    capture: { TrainerState(values: net.values, adam: adam, rng: rng, sampler: sampler) },
+    restore: { $0.restore(values: &net.values, adam: &adam, rng: &rng, sampler: &sampler) },
     values: { net.values }
   ) { _ in
     let batch = pretrainingBatch(
@@ -351,21 +340,10 @@ package func trainDownstream<B: Backend>(
     return total / Double(validation.count)
   }
 
-  // Checkpoint convention: arrays [values, Adam's first and second moments]; random streams
-  // [augmentation]; samplers [training batches].
   return try downstreamLoop(
     schedule: schedule, label: label, checkpoint: checkpoint, valueCount: net.values.count, stateArrays: 3,
-    capture: {
-      TrainerState(
-        arrays: [net.values, adam.firstMoment, adam.secondMoment], randomStates: [rng.state], samplers: [.init(sampler)],
-        adamSteps: [adam.step])
-    },
-    restore: { state in
-      net.values = state.arrays[0]
-      adam.restore(step: state.adamSteps[0], firstMoment: state.arrays[1], secondMoment: state.arrays[2])
-      rng = SplitMix64(seed: state.randomStates[0])
-      state.samplers[0].restore(&sampler)
-    },
+    capture: { TrainerState(values: net.values, adam: adam, rng: rng, sampler: sampler) },
+    restore: { $0.restore(values: &net.values, adam: &adam, rng: &rng, sampler: &sampler) },
     validate: { validationLoss(&net) }, kept: { net.values },
     step: { _ in
       let loss = downstreamStep(

@@ -37,10 +37,10 @@ struct Checkpoint<Scalar: BinaryFloatingPoint, Progress: CheckpointProgress> {
     self.arrays = arrays
   }
 
-  static var magic: [UInt8] { Array("P2RCKPT3".utf8) }
+  static var magic: [UInt8] { Array(checkpointMagic.utf8) }
 
   /// Losses may be infinite (no best yet) or NaN (a diverged step); JSON has no such numbers.
-  static var nonConforming: (positiveInfinity: String, negativeInfinity: String, nan: String) { ("inf", "-inf", "nan") }
+  static var nonConforming: (positiveInfinity: String, negativeInfinity: String, nan: String) { checkpointNonConforming }
 
   /// magic, header length (UInt64 little-endian), header JSON, then the arrays' raw bytes.
   func write(to url: URL) throws {
@@ -67,24 +67,13 @@ struct Checkpoint<Scalar: BinaryFloatingPoint, Progress: CheckpointProgress> {
   ) -> (checkpoint: Self?, problem: String?) {
     guard let data = FileManager.default.contents(atPath: url.path) else { return (nil, "cannot be read") }
     let bytes = [UInt8](data)
-    guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else {
-      return (nil, "is not a checkpoint of this version of the package")
-    }
-    var length: UInt64 = 0
-    for k in 0..<8 { length |= UInt64(bytes[magic.count + k]) << (8 * UInt64(k)) }
-    let start = magic.count + 8
+    guard bytes.starts(with: magic) else { return (nil, "is not a checkpoint of this version of the package") }
     let scalarBytes = MemoryLayout<Scalar>.size
-    let decoder = JSONDecoder()
-    let n = nonConforming
-    decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-      positiveInfinity: n.positiveInfinity, negativeInfinity: n.negativeInfinity, nan: n.nan)
-    guard length <= UInt64(bytes.count - start),
-      let header = try? decoder.decode(Header.self, from: Data(bytes[start..<(start + Int(length))]))
+    guard let (json, body) = checkpointHeader(bytes), let header = try? checkpointDecoder().decode(Header.self, from: json)
     else { return (nil, "has a damaged header") }
     guard header.build == Build.fingerprint else { return (nil, "was saved by another build (\(header.build))") }
     guard header.scalarBytes == scalarBytes, header.arrayLengths == arrayLengths, header.progress.schedule == schedule
     else { return (nil, "belongs to another model, trainer or schedule") }
-    let body = start + Int(length)
     guard bytes.count == body + arrayLengths.reduce(0, +) * scalarBytes else {
       return (nil, "is truncated (\(bytes.count) bytes)")
     }
@@ -94,6 +83,61 @@ struct Checkpoint<Scalar: BinaryFloatingPoint, Progress: CheckpointProgress> {
       return bytes[offset..<(offset + count * scalarBytes)].withUnsafeBytes { raw in Array(raw.bindMemory(to: Scalar.self)) }
     }
     return (Self(header: header, arrays: arrays), nil)
+  }
+}
+
+/// The first bytes of a checkpoint file of this version.
+private let checkpointMagic = "P2RCKPT3"
+
+/// How the header writes the losses JSON has no numbers for (an infinite loss before any best, a NaN
+/// of a diverged step).
+private let checkpointNonConforming = (positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+
+/// A checkpoint file's header JSON and the offset of its arrays, or nil when `bytes` do not start
+/// with this version's magic and a header length that fits.
+private func checkpointHeader(_ bytes: [UInt8]) -> (json: Data, body: Int)? {
+  let magic = Array(checkpointMagic.utf8)
+  guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else { return nil }
+  var length: UInt64 = 0
+  for k in 0..<8 { length |= UInt64(bytes[magic.count + k]) << (8 * UInt64(k)) }
+  let start = magic.count + 8
+  guard length <= UInt64(bytes.count - start) else { return nil }
+  return (Data(bytes[start..<(start + Int(length))]), start + Int(length))
+}
+
+private func checkpointDecoder() -> JSONDecoder {
+  let decoder = JSONDecoder()
+  let n = checkpointNonConforming
+  decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+    positiveInfinity: n.positiveInfinity, negativeInfinity: n.negativeInfinity, nan: n.nan)
+  return decoder
+}
+
+/// How far a run's checkpoint has trained, read from its header alone: what the time-left estimate
+/// needs so that it does not count the trained part of a run that will resume again.
+package struct CheckpointedProgress: Decodable, Equatable {
+  /// The last step trained.
+  package var step: Int
+  /// A downstream run's validations since its best (nil for a pretraining).
+  package var sinceBest: Int?
+  /// Seconds trained when it was saved.
+  package var seconds: Double
+
+  package init(step: Int, sinceBest: Int?, seconds: Double) {
+    (self.step, self.sinceBest, self.seconds) = (step, sinceBest, seconds)
+  }
+
+  /// The progress in the checkpoint at `url` if this build saved it, else nil (none, damaged, or
+  /// another build's, which is not resumed: its run starts over).
+  package static func resumable(at url: URL) -> CheckpointedProgress? {
+    struct Header: Decodable {
+      var build: String
+      var progress: CheckpointedProgress
+    }
+    guard let data = FileManager.default.contents(atPath: url.path), let (json, _) = checkpointHeader([UInt8](data)),
+      let header = try? checkpointDecoder().decode(Header.self, from: json), header.build == Build.fingerprint
+    else { return nil }
+    return header.progress
   }
 }
 

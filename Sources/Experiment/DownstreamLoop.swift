@@ -15,6 +15,21 @@ struct TrainerState<Scalar: BinaryFloatingPoint> {
   var adamSteps: [Int]
 }
 
+/// The part of a `TrainerState` that a checkpoint's header records (the arrays follow it raw).
+struct TrainerStreams: Codable {
+  var randomStates: [UInt64]
+  var samplers: [SamplerState]
+  var adamSteps: [Int]
+}
+
+extension TrainerState {
+  init(arrays: [[Scalar]], streams: TrainerStreams) {
+    self.init(arrays: arrays, randomStates: streams.randomStates, samplers: streams.samplers, adamSteps: streams.adamSteps)
+  }
+
+  var streams: TrainerStreams { TrainerStreams(randomStates: randomStates, samplers: samplers, adamSteps: adamSteps) }
+}
+
 extension TrainerState where Scalar: Sendable {
   /// The state of the plain trainer (`pretrain`, `trainDownstream`): one network's `values`, one
   /// Adam, one augmentation stream, one batch sampler. Arrays [values, Adam's first and second
@@ -42,9 +57,9 @@ struct DownstreamProgress: CheckpointProgress {
   var bestStep: Int
   var bestLoss: Double
   var curve: [CurvePoint]
-  var randomStates: [UInt64]
-  var samplers: [SamplerState]
-  var adamSteps: [Int]
+  var streams: TrainerStreams
+  /// Seconds the run had trained when it saved (over every process that resumed it).
+  var seconds: Double
 }
 
 /// The schedule every downstream run shares (`trainDownstream`, `trainMeanTeacher`; docs/PROTOCOL.md
@@ -67,15 +82,16 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
   var curve: [CurvePoint]
   var sinceBest = 0
   var step = 0
+  var earlierSeconds = 0.0
+  let started = Date()
   let arrayLengths = [Int](repeating: valueCount, count: stateArrays + 1)
   let saved: Checkpoint<Scalar, DownstreamProgress>? = checkpoint?.resumable(
     schedule: schedule, arrayLengths: arrayLengths, label: label)
   if let saved {
     let h = saved.header.progress
-    restore(TrainerState(
-      arrays: Array(saved.arrays.prefix(stateArrays)), randomStates: h.randomStates, samplers: h.samplers, adamSteps: h.adamSteps))
+    restore(TrainerState(arrays: Array(saved.arrays.prefix(stateArrays)), streams: h.streams))
     best = (h.bestStep, h.bestLoss, saved.arrays[stateArrays])
-    (curve, sinceBest, step) = (h.curve, h.sinceBest, h.step)
+    (curve, sinceBest, step, earlierSeconds) = (h.curve, h.sinceBest, h.step, h.seconds)
   } else {
     best = (0, validate(), kept())
     curve = [CurvePoint(step: 0, loss: best.loss)]
@@ -98,7 +114,7 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
         let state = capture()
         let header = DownstreamProgress(
           schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
-          randomStates: state.randomStates, samplers: state.samplers, adamSteps: state.adamSteps)
+          streams: state.streams, seconds: earlierSeconds + Date().timeIntervalSince(started))
         try checkpoint.save(Checkpoint(progress: header, arrays: state.arrays + [best.values]))
         lastSave = Date()
       }
@@ -113,5 +129,5 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
   progress.finish()
   return DownstreamOutcome(
     values: best.values.map { Float($0) }, steps: step, bestStep: best.step, bestValidationLoss: best.loss, curve: curve,
-    schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap)
+    schedule: schedule, stopReason: sinceBest >= schedule.patience ? .patience : .cap, earlierSeconds: earlierSeconds)
 }

@@ -2,6 +2,20 @@ import Foundation
 import Optimized
 import Reference
 
+/// Finished stages' recorded wall seconds against the seconds the plan's step times give for the
+/// steps they trained (`Reproduction.calibration`).
+public struct StageCalibration: Sendable {
+  public var assumedSeconds: Double
+  public var recordedSeconds: Double
+  public var stages: Int
+
+  mutating func add(assumed: Double, recorded: Double) {
+    assumedSeconds += assumed
+    recordedSeconds += recorded
+    stages += 1
+  }
+}
+
 /// What a reproduction will train, and how long it should take here: measured step times times the
 /// steps each run can take. Runs stop early (patience), so a run's length is known only as a range
 /// (from stopping at the first chance to the epoch cap) until it has run; the estimate assumes
@@ -17,6 +31,9 @@ package struct Plan {
     var linearProbe: Bool
     /// A baseline run of the learning-rate search that is not kept (its time counts all the same).
     var searchOnly = false
+    /// How far its checkpoint (saved by this build, so the run resumes from it) has trained; the
+    /// estimate counts only the steps still to go.
+    var resumed: CheckpointedProgress? = nil
   }
 
   /// Seconds of the basic operations, measured on this machine with the run's backend.
@@ -57,11 +74,26 @@ package struct Plan {
     return min(s.maxSteps, validations(s, best: best) * s.validationInterval)
   }
 
-  func assumedSteps(_ run: Run) -> Int { Plan.assumedSteps(run.schedule) }
+  /// The steps a run of schedule `s` still has to train, having trained as far as `resumed` (its
+  /// checkpoint; nil for a run that starts now): at least to the first validation that can stop it
+  /// by patience; assumed `assumedSteps(s)` in all, but at least that least (a resumed run that has
+  /// gone on past the assumed length keeps finding new bests); at most to its cap.
+  package static func stepsLeft(_ s: DownstreamSchedule, resumed: CheckpointedProgress?) -> (least: Int, assumed: Int, most: Int) {
+    guard let done = resumed else {
+      return (min(s.maxSteps, validations(s, best: 0) * s.validationInterval), assumedSteps(s), s.maxSteps)
+    }
+    let most = max(0, s.maxSteps - done.step)
+    let least = min(most, max(0, s.patience - (done.sinceBest ?? 0)) * s.validationInterval)
+    return (least, min(most, max(assumedSteps(s) - done.step, least)), most)
+  }
+
+  func assumedSteps(_ run: Run) -> Int { Plan.stepsLeft(run.schedule, resumed: run.resumed).assumed }
 
   var runs: [Run]
   var pretrainingSteps: Int
   var pretrainingStages: Int
+  /// The steps the unfinished pretrainings' checkpoints (this build's) have trained.
+  var pretrainingStepsDone = 0
   var times: StepTimes
   var testSlices: Int
   var batch: Int
@@ -90,22 +122,18 @@ package struct Plan {
     return Double(steps) * perStep + validation + test
   }
 
-  func steps(_ run: Run, best: Int) -> Int {
-    min(run.schedule.maxSteps, Plan.validations(run.schedule, best: best) * run.schedule.validationInterval)
-  }
-
   /// (shortest, assumed, longest) seconds of the downstream runs.
   var downstreamSeconds: (least: Double, assumed: Double, most: Double) {
     runs.reduce((0, 0, 0)) { total, run in
       (
-        total.0 + seconds(run, steps: steps(run, best: 0)),
+        total.0 + seconds(run, steps: Plan.stepsLeft(run.schedule, resumed: run.resumed).least),
         total.1 + seconds(run, steps: assumedSteps(run)),
-        total.2 + seconds(run, steps: run.schedule.maxSteps)
+        total.2 + seconds(run, steps: Plan.stepsLeft(run.schedule, resumed: run.resumed).most)
       )
     }
   }
 
-  var pretrainingSeconds: Double { Double(pretrainingStages * pretrainingSteps) * times.pretraining }
+  var pretrainingSeconds: Double { Double(pretrainingStages * pretrainingSteps - pretrainingStepsDone) * times.pretraining }
 
   /// The central estimate of everything still to compute.
   var assumedSeconds: Double { pretrainingSeconds + downstreamSeconds.assumed + searchSeconds }

@@ -130,17 +130,17 @@ public struct Reproduction {
     try makePlan(labelledDraws(), repeats: repeats).description
   }
 
-  /// The printed estimate, and every unfinished stage's assumed seconds (the plan's: measured step
-  /// times times the steps a run is assumed to take), for a scheduler that starts the longest
-  /// stages first (`verify reproduce --jobs`).
-  public func estimateWithStageSeconds() throws -> (description: String, seconds: Double, stageSeconds: [String: Double]) {
-    let plan = try makePlan(labelledDraws())
+  /// The printed estimate, every unfinished stage's assumed seconds (the plan's: measured step
+  /// times times the steps a run is assumed still to take), for a scheduler that starts the longest
+  /// stages first (`verify reproduce --jobs`), and the folder's `calibration`.
+  public func estimateWithStageSeconds() throws -> (
+    description: String, seconds: Double, stageSeconds: [String: Double], calibration: StageCalibration?
+  ) {
+    let draws = try labelledDraws()
+    let plan = try makePlan(draws)
     var seconds: [String: Double] = [:]
-    for objective in PretrainingObjective.allCases where !finished("pretrain-\(objective.rawValue)") {
-      seconds["pretrain-\(objective.rawValue)"] = Double(plan.pretrainingSteps) * plan.times.pretraining
-    }
-    if !finished(Reproduction.simCLRStage) {
-      seconds[Reproduction.simCLRStage] = Double(plan.pretrainingSteps) * plan.times.pretraining
+    for stage in pretrainingStageNames where !finished(stage) {
+      seconds[stage] = Double(plan.pretrainingSteps - (resumable(stage)?.step ?? 0)) * plan.times.pretraining
     }
     var untried = Dictionary(uniqueKeysWithValues: config.budgets.map { budget in
       (budget, untriedBaselineRates(budget: budget).map { Reproduction.baselineTrialStage(budget: budget, rate: $0) })
@@ -155,7 +155,37 @@ public struct Reproduction {
       }
       seconds[stage, default: 0] += plan.seconds(run, steps: plan.assumedSteps(run))
     }
-    return (plan.description, plan.assumedSeconds, seconds)
+    return (plan.description, plan.assumedSeconds, seconds, calibration(plan, draws: draws))
+  }
+
+  /// The finished downstream runs' and pretrainings' recorded wall seconds against what the plan's
+  /// step times, measured here and now, give for the steps they trained: how much slower than those
+  /// step times this folder's stages ran (as `--jobs` children sharing the cores, on a loaded
+  /// machine), so that `--jobs`'s time left is right before a stage of its own has finished. Nil
+  /// when nothing has finished or nothing is left to time. A stage resumed from a checkpoint by a
+  /// build from before 2026-12-01 recorded only its last process's seconds, which lowers the ratio.
+  func calibration(_ plan: Plan, draws: [LabelledDraw]) -> StageCalibration? {
+    guard plan.times.fineTuning > 0 else { return nil }
+    var c = StageCalibration(assumedSeconds: 0, recordedSeconds: 0, stages: 0)
+    for d in draws {
+      let schedule = config.downstreamSchedule(trainingSlices: d.train.count)
+      for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: 0) {
+        guard let r = try? store.load(RunResult.self, stage: runStage(method, budget: d.budget, draw: d.draw)), r.seconds > 0
+        else { continue }
+        var linear = false
+        if case .linearProbe = mode { linear = true }
+        let run = Plan.Run(
+          method: method, budget: d.budget, draw: d.draw, schedule: r.schedule ?? schedule, validationSlices: d.validation.count,
+          linearProbe: linear)
+        c.add(assumed: plan.seconds(run, steps: r.steps), recorded: r.seconds)
+      }
+    }
+    for stage in pretrainingStageNames {
+      let outcome: (any PretrainingSummary)? = stage == Reproduction.simCLRStage
+        ? try? store.load(SimCLROutcome.self, stage: stage) : try? store.load(PretrainingOutcome.self, stage: stage)
+      if let outcome, outcome.seconds > 0 { c.add(assumed: Double(outcome.steps) * plan.times.pretraining, recorded: outcome.seconds) }
+    }
+    return c.stages > 0 ? c : nil
   }
 
   /// The candidate baseline rates of a budget whose trial has not finished.
@@ -234,15 +264,18 @@ public struct Reproduction {
       where !finished(runStage(method, budget: d.budget, draw: d.draw)) && !(method == .supervised && d.draw == 1) {
         var linear = false
         if case .linearProbe = mode { linear = true }
-        runs.append(Plan.Run(method: method, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count, linearProbe: linear))
+        runs.append(Plan.Run(
+          method: method, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count,
+          linearProbe: linear, resumed: resumable(runStage(method, budget: d.budget, draw: d.draw))))
       }
       if d.draw == 1 && !finished(runStage(.supervised, budget: d.budget, draw: 1)) {
         // The draw's baseline run is the chosen one of the rate search's trials: one run per untried rate.
         let untried = untriedBaselineRates(budget: d.budget)
-        for (i, _) in untried.enumerated() {
+        for (i, rate) in untried.enumerated() {
           runs.append(Plan.Run(
             method: .supervised, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count,
-            linearProbe: false, searchOnly: i < untried.count - 1))
+            linearProbe: false, searchOnly: i < untried.count - 1,
+            resumed: resumable(Reproduction.baselineTrialStage(budget: d.budget, rate: rate))))
         }
       }
     }
@@ -254,8 +287,10 @@ public struct Reproduction {
     let times = runs.isEmpty && pretrainingStages == 0 && searches.isEmpty
       ? Plan.StepTimes(pretraining: 0, fineTuning: 0, linearProbing: 0, forward: 0, meanTeacher: 0)
       : Plan.measure(backend: backend, config: config, data: data.pretrainingTrain, repeats: repeats)
+    let pretrainingStepsDone = pretrainingStageNames.filter { !finished($0) }.reduce(0) { $0 + (resumable($1)?.step ?? 0) }
     return Plan(
       runs: runs, pretrainingSteps: config.pretrainingSteps, pretrainingStages: pretrainingStages,
+      pretrainingStepsDone: pretrainingStepsDone,
       times: times, testSlices: data.test.count, batch: config.downstreamBatch, searchStages: searches)
   }
 
@@ -320,6 +355,15 @@ public struct Reproduction {
 
   /// Whether a stage has finished (its result file exists).
   func finished(_ stage: String) -> Bool { FileManager.default.fileExists(atPath: store.stageURL(stage).path) }
+
+  /// How far an unfinished stage's checkpoint has trained, when this build saved it (the stage will
+  /// resume from there); nil otherwise.
+  func resumable(_ stage: String) -> CheckpointedProgress? { CheckpointedProgress.resumable(at: store.checkpointURL(stage)) }
+
+  /// The pretraining stages: Pix2Rep's objectives, then SimCLR.
+  var pretrainingStageNames: [String] {
+    PretrainingObjective.allCases.map { "pretrain-\($0.rawValue)" } + [Reproduction.simCLRStage]
+  }
 
   /// The random backbone for the random-backbone probe: its BatchNorm running statistics
   /// re-estimated on the unlabelled pretraining slices (training-mode forward passes, cumulative
@@ -393,7 +437,9 @@ public struct Reproduction {
       say(String(format: "  baseline lr %g: best validation loss %.4f at step %d of %d (%@)", rate, outcome.bestValidationLoss,
         outcome.bestStep, outcome.steps, outcome.stopReason.rawValue))
       let weights = d.budget == 1 ? store.weightsURL(stage) : nil
-      let result = try record(.supervised, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
+      let result = try record(
+        .supervised, rate: rate, outcome: outcome, d, trainingSeconds: outcome.earlierSeconds + Date().timeIntervalSince(start),
+        stage: stage, weights: weights)
       let searchOnly = tracker.remaining.contains { $0.method == .supervised && $0.budget == d.budget && $0.draw == d.draw && $0.searchOnly }
       tracker.finished(.supervised, budget: d.budget, draw: d.draw, searchOnly: searchOnly, seconds: result.seconds, steps: outcome.steps)
       return result
@@ -481,7 +527,9 @@ public struct Reproduction {
     _ method: Method, rate: Double?, outcome: DownstreamOutcome, _ d: LabelledDraw, since start: Date, stage: String
   ) throws -> RunResult {
     let weights = d.budget == 1 && d.draw == 1 ? downstreamWeightsURL(method) : nil
-    let result = try record(method, rate: rate, outcome: outcome, d, trainingSeconds: Date().timeIntervalSince(start), stage: stage, weights: weights)
+    let result = try record(
+      method, rate: rate, outcome: outcome, d, trainingSeconds: outcome.earlierSeconds + Date().timeIntervalSince(start),
+      stage: stage, weights: weights)
     stageSeconds["downstream", default: 0] += result.seconds
     tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
     return result

@@ -62,6 +62,8 @@ public struct RunResult: Codable, Hashable, Sendable {
   public var chosenLearningRate: Double?
   public var steps: Int
   public var bestValidationLoss: Double
+  /// Wall seconds of training and evaluation, added up over the processes that resumed the run
+  /// from its checkpoint (from before 2026-12-01, only the last process's).
   public var seconds: Double
   /// The validation loss curve (nil in run folders from before it was stored).
   public var curve: [CurvePoint]?

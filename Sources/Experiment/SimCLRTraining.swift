@@ -215,7 +215,7 @@ package func pretrainSimCLR<B: Backend>(
   }
   let outcome = SimCLROutcome(
     steps: config.pretrainingSteps, bestStep: record.best.step, bestValidationLoss: record.best.loss, training: record.training,
-    validation: record.validation, seconds: Date().timeIntervalSince(start),
+    validation: record.validation, seconds: record.earlierSeconds + Date().timeIntervalSince(start),
     relativeChangeLastQuarter: PretrainingOutcome.relativeChangeLastQuarter(record.validation, steps: config.pretrainingSteps),
     temperature: temperature, projection: [head.inputWidth, head.hidden, head.output])
   return (net.values.map { Float($0) }, outcome)

@@ -80,6 +80,8 @@ public struct PretrainingOutcome: Codable, Sendable, PretrainingSummary {
   public var bestValidationLoss: Double
   public var training: [CurvePoint]
   public var validation: [CurvePoint]
+  /// Wall seconds, added up over the processes that resumed the pretraining from its checkpoint
+  /// (from before 2026-12-01, only the last process's).
   public var seconds: Double
   /// Relative change of the validation loss over the last quarter of pretraining,
   /// (last - at 3/4) / |at 3/4|, from the validation nearest to three quarters of the steps (nil
@@ -149,7 +151,7 @@ package func pretrain<B: Backend>(
   }
   let outcome = PretrainingOutcome(
     objective: settings.objective, steps: config.pretrainingSteps, bestStep: record.best.step, bestValidationLoss: record.best.loss,
-    training: record.training, validation: record.validation, seconds: Date().timeIntervalSince(start),
+    training: record.training, validation: record.validation, seconds: record.earlierSeconds + Date().timeIntervalSince(start),
     relativeChangeLastQuarter: PretrainingOutcome.relativeChangeLastQuarter(record.validation, steps: config.pretrainingSteps))
   return (record.best.values.map { Float($0) }, outcome)
 }
@@ -160,6 +162,8 @@ struct PretrainingRecord<Scalar> {
   /// The training loss averaged over every 10 steps (and the last ones).
   var training: [CurvePoint]
   var validation: [CurvePoint]
+  /// Seconds trained before this process resumed the pretraining from its checkpoint (0 for a fresh one).
+  var earlierSeconds = 0.0
 }
 
 /// What a pretraining checkpoint must match to be resumed.
@@ -183,9 +187,9 @@ struct PretrainingProgress: CheckpointProgress {
   var validation: [CurvePoint]
   /// The training losses since the training curve's last point.
   var recent: [Double]
-  var randomStates: [UInt64]
-  var samplers: [SamplerState]
-  var adamSteps: [Int]
+  var streams: TrainerStreams
+  /// Seconds the pretraining had trained when it saved (over every process that resumed it).
+  var seconds: Double
 }
 
 /// The loop both pretrainings share (Pix2Rep's objectives and SimCLR): `step` trains step k
@@ -203,6 +207,7 @@ func pretrainingLoop<Scalar: BinaryFloatingPoint>(
   capture: () -> TrainerState<Scalar>, restore: (TrainerState<Scalar>) -> Void,
   values: () -> [Scalar], step: (Int) -> Double, validate: () -> Double
 ) throws -> PretrainingRecord<Scalar> {
+  let started = Date()
   var record = PretrainingRecord<Scalar>(best: (0, .infinity, values()), training: [], validation: [])
   let steps = config.pretrainingSteps
   let schedule = PretrainingSchedule(config)
@@ -215,11 +220,10 @@ func pretrainingLoop<Scalar: BinaryFloatingPoint>(
     if let saved {
       let h = saved.header.progress
       let stateArrays = lengths.count - 1
-      restore(TrainerState(
-        arrays: Array(saved.arrays.prefix(stateArrays)), randomStates: h.randomStates, samplers: h.samplers,
-        adamSteps: h.adamSteps))
+      restore(TrainerState(arrays: Array(saved.arrays.prefix(stateArrays)), streams: h.streams))
       record = PretrainingRecord(
-        best: (h.bestStep, h.bestLoss, saved.arrays[stateArrays]), training: h.training, validation: h.validation)
+        best: (h.bestStep, h.bestLoss, saved.arrays[stateArrays]), training: h.training, validation: h.validation,
+        earlierSeconds: h.seconds)
       (recent, first) = (h.recent, h.step + 1)
     }
   }
@@ -245,8 +249,8 @@ func pretrainingLoop<Scalar: BinaryFloatingPoint>(
         let state = capture()
         let header = PretrainingProgress(
           schedule: schedule, step: k, bestStep: record.best.step, bestLoss: record.best.loss, training: record.training,
-          validation: record.validation, recent: recent, randomStates: state.randomStates, samplers: state.samplers,
-          adamSteps: state.adamSteps)
+          validation: record.validation, recent: recent, streams: state.streams,
+          seconds: record.earlierSeconds + Date().timeIntervalSince(started))
         try checkpoint.save(Checkpoint(progress: header, arrays: state.arrays + [record.best.values]))
         lastSave = Date()
       }
@@ -285,6 +289,8 @@ package struct DownstreamOutcome {
   package var curve: [CurvePoint]
   package var schedule: DownstreamSchedule
   package var stopReason: StopReason
+  /// Seconds trained before this process resumed the run from its checkpoint (0 for a fresh run).
+  package var earlierSeconds = 0.0
 }
 
 /// Trains the segmentation head (linear probing) or the whole network (fine-tuning, baseline)

@@ -25,29 +25,34 @@ enum Jobs {
   /// stages it does not list count as 0), so the long stages, such as the 100-patient baseline's
   /// rate search, do not end up running alone at the end while the other jobs idle. A failed child
   /// stops the launching of new ones; the error names its stage and the log.
-  /// A stage has finished when its result file, `stageFile(name)`, exists.
+  /// A stage has finished when its result file, `stageFile(name)`, exists. `calibration`: the run
+  /// folder's finished stages' recorded seconds against their assumed ones, if any.
   static func run(
-    stages: [Reproduction.Stage], stageSeconds: [String: Double], jobs: Int, arguments: [String], runDirectory: URL,
-    stageFile: (String) -> URL
+    stages: [Reproduction.Stage], stageSeconds: [String: Double], calibration: StageCalibration? = nil, jobs: Int,
+    arguments: [String], runDirectory: URL, stageFile: (String) -> URL
   ) throws {
     let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
     func isFinished(_ name: String) -> Bool { FileManager.default.fileExists(atPath: stageFile(name).path) }
     var waiting = stages.filter { !isFinished($0.name) }
     let progress = ProgressPrinter("jobs", total: waiting.count, unit: "stage", interval: 2)
     // Time left: each stage takes its assumed seconds (timed with all the workers in one process)
-    // times `scale` in a child, measured as wall seconds per assumed second over the finished
-    // stages, or `jobs` before any has finished (a child has 1/jobs of the workers); the waiting
-    // stages' time and what the running ones have still to go, shared by `jobs` children. (Counting
-    // only the finished stages' assumed seconds against the wall time since the start, as this did
-    // before, ignores the work in the running stages: with two long stages running and one short one
-    // finished it said 44 hours left for a plan of about 12.)
+    // times `scale` in a child, measured as wall seconds per assumed second over the stages this
+    // process has seen finish; before any has, over the run folder's finished stages
+    // (`calibration`: a resumed run on a loaded machine said 8 hours left with the guess below and
+    // 30 once a stage had finished), and without those `jobs` (a child has 1/jobs of the workers);
+    // the waiting stages' time and what the running ones have still to go, shared by `jobs`
+    // children. (Counting only the finished stages' assumed seconds against the wall time since the
+    // start, as this did before, ignores the work in the running stages: with two long stages
+    // running and one short one finished it said 44 hours left for a plan of about 12.)
     var startTimes: [String: Date] = [:]
     var assumedDone = 0.0
     var measuredDone = 0.0
     var done = 0
     var running: [(name: String, process: Process)] = []
     func secondsLeft() -> Double {
-      let scale = assumedDone > 0 ? measuredDone / assumedDone : Double(jobs)
+      let scale = assumedDone > 0
+        ? measuredDone / assumedDone
+        : calibration.map { $0.recordedSeconds / $0.assumedSeconds } ?? Double(jobs)
       let waitingSeconds = waiting.reduce(0) { $0 + (stageSeconds[$1.name] ?? 0) } * scale
       let runningSeconds = running.reduce(0) { total, child in
         let elapsed = startTimes[child.name].map { Date().timeIntervalSince($0) } ?? 0
@@ -55,6 +60,9 @@ enum Jobs {
       }
       return (waitingSeconds + runningSeconds) / Double(jobs)
     }
+    let children = Children()
+    let stopOnSignals = children.terminateOnSignals()
+    defer { stopOnSignals() }
     var failure: String? = nil
     while !waiting.isEmpty || !running.isEmpty {
       if failure == nil {
@@ -68,6 +76,7 @@ enum Jobs {
           process.standardOutput = FileHandle.nullDevice
           process.standardError = try errorFile(stage.name, runDirectory)
           try process.run()
+          children.add(process)
           running.append((stage.name, process))
           startTimes[stage.name] = Date()
           waiting.removeAll { $0.name == stage.name }
@@ -90,8 +99,9 @@ enum Jobs {
         }
       }
       running.removeAll { !$0.process.isRunning }
-      let children = running.map { "\($0.name): " + lastProgressLine(errorURL($0.name, runDirectory)) }
-      progress.update(done, extra: children.joined(separator: " | "), left: secondsLeft())
+      children.removeFinished()
+      let lines = running.map { "\($0.name): " + lastProgressLine(errorURL($0.name, runDirectory)) }
+      progress.update(done, extra: lines.joined(separator: " | "), left: secondsLeft())
     }
     if let failure { throw VerifyError(failure) }
     progress.finish()
@@ -112,6 +122,47 @@ enum Jobs {
     let unlabelled = line.range(of: "] ").map { String(line[$0.upperBound...]) } ?? line
     let words = unlabelled.split(separator: " ", omittingEmptySubsequences: true)
     return words.prefix(while: { !$0.hasSuffix("/s") }).dropLast().joined(separator: " ").prefix(90).description
+  }
+
+  /// The running child processes, shared with the signal handlers: a parent that is interrupted
+  /// (Ctrl-C, `kill`, a scheduler's time limit) stops its children instead of leaving them to run
+  /// on unseen, holding their stages' locks. A stage loses at most what it trained since its last
+  /// checkpoint; the same command resumes.
+  final class Children: @unchecked Sendable {  // every access to `processes` holds `lock`
+    private let lock = NSLock()
+    private var processes: [Process] = []
+
+    func add(_ process: Process) { lock.withLock { processes.append(process) } }
+
+    func removeFinished() { lock.withLock { processes.removeAll { !$0.isRunning } } }
+
+    /// On SIGINT or SIGTERM: terminate every running child, say so, exit 128 + the signal's number.
+    /// Returns the function that restores the default handling.
+    func terminateOnSignals() -> () -> Void {
+      let sources = [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { [self] in
+          let stopped = lock.withLock {
+            processes.filter(\.isRunning).map { process in
+              process.terminate()
+              return process
+            }
+          }
+          for process in stopped { process.waitUntilExit() }
+          FileHandle.standardError.write(Data(
+            "\nverify: interrupted; stopped \(stopped.count) running stage process(es); the same command resumes (finished stages are kept, training stages resume from their last checkpoint)\n".utf8))
+          exit(128 + number)
+        }
+        source.resume()
+        return source
+      }
+      return {
+        for source in sources { source.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+      }
+    }
   }
 
   static func errorURL(_ stage: String, _ runDirectory: URL) -> URL {

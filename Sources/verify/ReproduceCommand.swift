@@ -151,10 +151,15 @@ enum ReproduceCommand: VerifyCommand {
     }
     if jobs > 1 && options.string("stage") == nil {
       let started = Date()
-      let (estimate, estimatedSeconds, stageSeconds) = try reproduction.estimateWithStageSeconds()
+      let (estimate, estimatedSeconds, stageSeconds, calibration) = try reproduction.estimateWithStageSeconds()
       say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + estimate)
+      if let c = calibration {
+        say(String(
+          format: "The time left counts %.2fx the estimate's step times: the %d stages finished in the run folder took that "
+            + "(until a stage of this run finishes).", c.recordedSeconds / c.assumedSeconds, c.stages))
+      }
       try Jobs.run(
-        stages: Reproduction.stages(config), stageSeconds: stageSeconds, jobs: jobs,
+        stages: Reproduction.stages(config), stageSeconds: stageSeconds, calibration: calibration, jobs: jobs,
         arguments: Jobs.childArguments(
           name, options, values: ["data", "preset", "seed", "init", "max-epochs", "pretraining-steps"], flags: ["lp-cached-features"],
           runDirectory: runDirectory, workers: max(1, workers / jobs)),

@@ -18,6 +18,22 @@ import Testing
     #expect(Plan.assumedSteps(DownstreamSchedule(stepsPerEpoch: 20, validationInterval: 20, maxSteps: 10_000, patience: 6)) == 2120)
   }
 
+  @Test("a run resuming from its checkpoint counts only the steps it still has to go")
+  func stepsLeftAfterACheckpoint() {
+    let hundred = ExperimentConfig.cpu(seed: 1).downstreamSchedule(trainingSlices: 1776)  // 111 steps a validation, cap 22,200
+    #expect(Plan.stepsLeft(hundred, resumed: nil) == (666, 25 * 111, 22_200))
+    // Half-way to the assumed length: the rest of it.
+    let half = CheckpointedProgress(step: 12 * 111, sinceBest: 0, seconds: 1)
+    #expect(Plan.stepsLeft(hundred, resumed: half) == (666, 13 * 111, 22_200 - 12 * 111))
+    // Past the assumed length, still finding new bests (the 100-patient Mean Teacher run at step
+    // 7,992): at least the patience it has left, 4 validations after 2 without a new best.
+    let past = CheckpointedProgress(step: 72 * 111, sinceBest: 2, seconds: 1)
+    #expect(Plan.stepsLeft(hundred, resumed: past) == (4 * 111, 4 * 111, 22_200 - 72 * 111))
+    // Near the cap: no more than the cap allows.
+    let nearCap = CheckpointedProgress(step: 22_200 - 50, sinceBest: 0, seconds: 1)
+    #expect(Plan.stepsLeft(hundred, resumed: nearCap) == (50, 50, 50))
+  }
+
   @Test("an epoch is ceil(slices / batch) steps; validation every epoch or 20 steps, whichever is longer")
   func scheduleArithmetic() {
     let config = ExperimentConfig.cpu(seed: 1)
@@ -126,8 +142,16 @@ import Testing
       try Self.checkpointedRun(CheckpointPolicy(url: url, interval: .infinity, interruptAfterStep: 9))
     }
     #expect(FileManager.default.fileExists(atPath: url.path))
+    // What the time-left estimate reads from the header: the step, the validations since the best,
+    // and the seconds trained, which the resumed run adds to its own.
+    let saved = try #require(CheckpointedProgress.resumable(at: url))
+    #expect(saved.step == 9)
+    #expect(saved.sinceBest != nil)
+    #expect(saved.seconds > 0)
+    #expect(uninterrupted.earlierSeconds == 0)
     let resumed = try Self.checkpointedRun(CheckpointPolicy(url: url, interval: .infinity))
     Self.expectSameRun(resumed, uninterrupted)
+    #expect(resumed.earlierSeconds == saved.seconds)
 
     // A damaged file, or one saved by another build, is not resumed: the run starts over.
     var bytes = [UInt8](try Data(contentsOf: url))

@@ -21,11 +21,14 @@ public struct RunFigures: Codable, Hashable, Sendable {
   /// Patience or the epoch cap (nil in stage files from before it was stored, and for in-context
   /// runs, which train nothing).
   public var stopReason: StopReason?
+  /// The learning rate the baseline's rate search chose (nil for the other methods).
+  public var learningRate: Double?
   /// The build that computed the stage (`stages/NAME.build`), "unrecorded" without one.
   public var build: String
 
   init(_ run: RunResult, build: String) {
     self.dice = run.summary.mean
+    self.learningRate = run.chosenLearningRate
     self.steps = run.steps
     self.bestStep = run.bestStep
     self.seconds = run.seconds
@@ -103,6 +106,10 @@ public struct ComparisonGroup: Codable, Hashable, Sendable {
   public var stopsB: StopCounts
   /// Pairs that are one run in both folders (`StagePair.sameRun`).
   public var sameRuns: Int
+  /// The learning rates the baseline's rate search chose in each folder (empty for the other
+  /// methods), ascending.
+  public var learningRatesA: [Double]
+  public var learningRatesB: [Double]
 
   init(method: Method, budget: Int, pairs: [StagePair]) {
     self.method = method
@@ -117,6 +124,17 @@ public struct ComparisonGroup: Codable, Hashable, Sendable {
     stopsA = StopCounts(pairs.map(\.a))
     stopsB = StopCounts(pairs.map(\.b))
     sameRuns = pairs.filter(\.sameRun).count
+    learningRatesA = Set(pairs.compactMap(\.a.learningRate)).sorted()
+    learningRatesB = Set(pairs.compactMap(\.b.learningRate)).sorted()
+  }
+
+  /// When the two folders' runs were trained at different chosen learning rates, a line that says
+  /// so (the pairs then differ in rate as well as in the changed setting); else "".
+  public var rateNote: String {
+    guard learningRatesA != learningRatesB else { return "" }
+    func list(_ rates: [Double]) -> String { rates.isEmpty ? "none" : rates.map { "\($0)" }.joined(separator: ", ") }
+    return "\(method.rawValue) at budget \(budget): the runs were trained at different chosen learning rates "
+      + "(A \(list(learningRatesA)), B \(list(learningRatesB))), so its pairs differ in rate too."
   }
 }
 
@@ -291,6 +309,7 @@ extension FolderComparison {
       lines.append("Test Dice paired by stage (same method, budget and draw), B − A in Dice points, 95% t-interval:")
       lines.append("")
       lines += table(groupRows)
+      for g in groups where !g.rateNote.isEmpty { lines.append(g.rateNote) }
       if groups.contains(where: { $0.sameRuns > 0 }) {
         let same = groups.map(\.sameRuns).reduce(0, +)
         lines.append("")
@@ -339,10 +358,14 @@ extension FolderComparison {
   }
 
   var pairRows: [[String]] {
+    // The chosen learning rate's column only when some run has one (the supervised baseline).
+    let rates = pairs.contains { $0.a.learningRate != nil || $0.b.learningRate != nil }
     func figures(_ f: RunFigures) -> [String] {
       [String(format: "%.4f", f.dice), "\(f.steps)", f.bestStep.map { "\($0)" } ?? "–", String(format: "%.0f", f.seconds), f.stopReason?.rawValue ?? "–"]
+        + (rates ? [f.learningRate.map { "\($0)" } ?? "–"] : [])
     }
-    let header = ["stage", "Dice A", "steps A", "best A", "s A", "stop A", "Dice B", "steps B", "best B", "s B", "stop B", "B − A"]
+    let side = ["Dice", "steps", "best", "s", "stop"] + (rates ? ["lr"] : [])
+    let header = ["stage"] + side.map { "\($0) A" } + side.map { "\($0) B" } + ["B − A"]
     return [header] + pairs.map { p in [p.stage] + figures(p.a) + figures(p.b) + [String(format: "%+.2f", p.difference)] }
   }
 

@@ -16,9 +16,11 @@ enum CompareCommand: VerifyCommand {
     (the results table's figure, read from the stage files), the mean difference B − A in Dice
     points with its standard error and 95% t-interval, the total seconds of each side and their
     ratio B / A, and how the runs stopped (patience or the epoch cap); then every pair's Dice,
-    steps, best step, seconds and stop reason. It also says which config.json fields differ
-    between the folders (their values in A and B), which builds computed the paired stages, and
-    how many stages finished in one folder only. Reads the folders and writes nothing into them.
+    steps, best step, seconds, stop reason and (for the supervised baseline) chosen learning
+    rate, saying when the two folders' rate searches chose different rates. It also says which
+    config.json fields differ between the folders (their values in A and B), which builds computed
+    the paired stages, and how many stages finished in one folder only. Reads the folders and
+    writes nothing into them.
 
       --json FILE   also write the comparison as JSON (pairs, groups, one-sided stages,
                     configuration differences, builds).

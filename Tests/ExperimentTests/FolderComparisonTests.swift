@@ -113,8 +113,12 @@ import Testing
     changed.config.model.features += 1
     changed.initial = "backbone.safetensors"
     let run = Self.run(.pix2repFineTune, draw: 1, dice: 0.7)
-    let a = try Self.folder(root, "a", stages: ["run-pix2rep-ft-1-1": run, "run-pix2rep-ft-1-2": run])
-    let b = try Self.folder(root, "b", identity: changed, stages: ["run-pix2rep-ft-1-1": run, "run-pix2rep-ft-1-2": run])
+    var baseline = Self.run(.supervised, draw: 2, dice: 0.6)
+    baseline.chosenLearningRate = 0.00047
+    let a = try Self.folder(root, "a", stages: ["run-pix2rep-ft-1-1": run, "run-pix2rep-ft-1-2": run, "run-supervised-1-2": baseline])
+    baseline.chosenLearningRate = 5e-5
+    let b = try Self.folder(
+      root, "b", identity: changed, stages: ["run-pix2rep-ft-1-1": run, "run-pix2rep-ft-1-2": run, "run-supervised-1-2": baseline])
     try Data("verify FNV-1a 0000000000000001\n".utf8).write(to: b.appendingPathComponent("stages/run-pix2rep-ft-1-2.build"))
 
     let comparison = try FolderComparison(a: a, b: b)
@@ -125,10 +129,16 @@ import Testing
       ConfigDifference(key: "initial", a: nil, b: "\"backbone.safetensors\""),
     ])
     #expect(comparison.pairsFromDifferentBuilds == 1 && comparison.buildsA.count == 1 && comparison.buildsB.count == 2)
+    // The baseline's rate searches chose differently: said, and shown per pair.
+    try #require(comparison.groups.count == 2)
+    #expect(comparison.groups[0].learningRatesA == [0.00047] && comparison.groups[0].learningRatesB == [5e-5])
+    #expect(comparison.groups[1].rateNote.isEmpty)
     let text = comparison.text(verbose: false)
+    #expect(text.contains("Supervised U-Net at budget 1: the runs were trained at different chosen learning rates (A 0.00047, B 5e-05)"))
+    #expect(text.contains("lr A") && text.contains("lr B"))
     #expect(text.contains("differ in 3 fields") && text.contains("config.maxEpochs: A \(Self.identity.config.maxEpochs), B 1000"))
     #expect(text.contains("initial: A absent, B \"backbone.safetensors\""))
-    #expect(text.contains("Builds differ") && text.contains("1 of 2 pairs by two different builds"))
+    #expect(text.contains("Builds differ") && text.contains("1 of 3 pairs by two different builds"))
   }
 
   @Test("no stage finished in both folders is said plainly, not an error")

@@ -11,6 +11,7 @@ let commands: [any VerifyCommand.Type] = [
   ProfileCommand.self,
   ExportWeightsCommand.self,
   EquivarianceCommand.self,
+  CompareCommand.self,
 ]
 
 func usage(_ commands: [any VerifyCommand.Type]) -> String {

@@ -96,7 +96,7 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
     best = (0, validate(), kept())
     curve = [CurvePoint(step: 0, loss: best.loss)]
   }
-  let progress = ProgressPrinter(label, total: schedule.maxSteps)
+  let progress = ProgressPrinter(label, total: schedule.maxSteps, resumedAt: step)
   var lastSave = Date()
   while step < schedule.maxSteps && sinceBest < schedule.patience {
     step += 1

@@ -82,12 +82,16 @@ public final class ProgressPrinter: @unchecked Sendable {
   var lastPrint = Date.distantPast
   var lastLogged = Date.distantPast
   let interval: TimeInterval
+  /// Units done before this process started on the stage (a run resumed from its checkpoint): they
+  /// count for the position, not for the pace.
+  let resumedAt: Int
 
-  public init(_ label: String, total: Int, unit: String = "step", interval: TimeInterval = 2) {
+  public init(_ label: String, total: Int, unit: String = "step", interval: TimeInterval = 2, resumedAt: Int = 0) {
     self.label = label
     self.total = max(total, 1)
     self.unit = unit
     self.interval = interval
+    self.resumedAt = resumedAt
   }
 
   /// Reports that `done` units are finished. `open`: `total` is a cap the stage may stop before
@@ -98,7 +102,7 @@ public final class ProgressPrinter: @unchecked Sendable {
     guard done >= total || now.timeIntervalSince(lastPrint) >= interval else { return }
     lastPrint = now
     let elapsed = now.timeIntervalSince(start)
-    let rate = elapsed > 0 ? Double(done) / elapsed : 0
+    let rate = elapsed > 0 ? Double(max(done - resumedAt, 0)) / elapsed : 0
     var line = "  [\(label)] \(unit) \(done)\(open ? " (cap \(total))" : "/\(total)")"
     if let loss { line += String(format: "  loss %.4f", loss) }
     line += String(format: "  %.1f %@/s  elapsed %@", rate, unit, formatDuration(elapsed))

@@ -441,7 +441,9 @@ public struct Reproduction {
         .supervised, rate: rate, outcome: outcome, d, trainingSeconds: outcome.earlierSeconds + Date().timeIntervalSince(start),
         stage: stage, weights: weights)
       let searchOnly = tracker.remaining.contains { $0.method == .supervised && $0.budget == d.budget && $0.draw == d.draw && $0.searchOnly }
-      tracker.finished(.supervised, budget: d.budget, draw: d.draw, searchOnly: searchOnly, seconds: result.seconds, steps: outcome.steps)
+      tracker.finished(
+        .supervised, budget: d.budget, draw: d.draw, searchOnly: searchOnly, seconds: result.seconds - outcome.earlierSeconds,
+        steps: outcome.steps)
       return result
     }
   }
@@ -531,7 +533,9 @@ public struct Reproduction {
       method, rate: rate, outcome: outcome, d, trainingSeconds: outcome.earlierSeconds + Date().timeIntervalSince(start),
       stage: stage, weights: weights)
     stageSeconds["downstream", default: 0] += result.seconds
-    tracker.finished(method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds, steps: outcome.steps)
+    // This process's seconds: the tracker's assumed seconds of a resumed run are those it had left.
+    tracker.finished(
+      method, budget: d.budget, draw: d.draw, searchOnly: false, seconds: result.seconds - outcome.earlierSeconds, steps: outcome.steps)
     return result
   }
 

@@ -230,7 +230,7 @@ func pretrainingLoop<Scalar: BinaryFloatingPoint>(
   func note(_ validationLoss: Double) -> String {
     String(format: "validation %.4f (best %.4f at step %d)", validationLoss, record.best.loss, record.best.step)
   }
-  let progress = ProgressPrinter(label, total: steps)
+  let progress = ProgressPrinter(label, total: steps, resumedAt: first - 1)
   var extra = record.validation.last.map { note($0.loss) } ?? ""
   var lastSave = Date()
   for k in stride(from: first, through: steps, by: 1) {

@@ -103,13 +103,17 @@ public struct Ablation {
 
   // MARK: - Estimate
 
-  /// The estimate printed before the run, and every unfinished stage's assumed seconds (for
-  /// `--jobs`): the plan's step times measured at the preset's sizes, times the steps each stage is
-  /// assumed to take (`Plan.assumedSteps`); in-context stages by the size of their search. Each step
-  /// time is the median of `repeats` after a warm-up (1: one timing, for the paper preset).
-  public mutating func estimate(repeats: Int = 3) throws -> (description: String, seconds: Double, stageSeconds: [String: Double]) {
+  /// The estimate printed before the run, every unfinished stage's assumed seconds (for `--jobs`):
+  /// the plan's step times measured at the preset's sizes, times the steps each stage is assumed
+  /// still to take (`Plan.stepsLeft`: a stage resuming from its checkpoint counts what it has
+  /// left); in-context stages by the size of their search. Each step time is the median of
+  /// `repeats` after a warm-up (1: one timing, for the paper preset). And the points' finished
+  /// stages' recorded seconds against those step times (`Reproduction.calibration`, summed).
+  public mutating func estimate(repeats: Int = 3) throws -> (
+    description: String, seconds: Double, stageSeconds: [String: Double], calibration: StageCalibration?
+  ) {
     let waiting = stages().filter { !isFinished($0.name) }
-    if waiting.isEmpty { return ("estimate: every stage has finished in the run folder; nothing to compute.", 0, [:]) }
+    if waiting.isEmpty { return ("estimate: every stage has finished in the run folder; nothing to compute.", 0, [:], nil) }
     let preset = try reproduction(AblationGrid.presetKey)
     let draws = try preset.labelledDraws().filter { grid.budgets.contains($0.budget) }
     let times = Plan.measure(backend: preset.backend, config: grid.preset, data: data.pretrainingTrain, repeats: repeats)
@@ -117,17 +121,21 @@ public struct Ablation {
       runs: [], pretrainingSteps: 0, pretrainingStages: 0, times: times, testSlices: data.test.count, batch: grid.preset.downstreamBatch)
     var seconds: [String: Double] = [:]
     var pretrainingSteps = 0, runs = 0
+    var calibration = StageCalibration(assumedSeconds: 0, recordedSeconds: 0, stages: 0)
     for point in grid.points {
       let reproduction = try reproduction(point.key)
+      if let c = reproduction.calibration(plan, draws: draws) { calibration.add(c) }
       if !isFinished("\(point.key)/\(Ablation.pretrainingStage)") {
-        pretrainingSteps += point.config.pretrainingSteps
-        seconds["\(point.key)/\(Ablation.pretrainingStage)"] = Double(point.config.pretrainingSteps) * times.pretraining
+        let left = point.config.pretrainingSteps - (reproduction.resumable(Ablation.pretrainingStage)?.step ?? 0)
+        pretrainingSteps += left
+        seconds["\(point.key)/\(Ablation.pretrainingStage)"] = Double(left) * times.pretraining
       }
       for d in draws {
         for method in [Method.pix2repLinear, .pix2repFineTune] where !isFinished("\(point.key)/\(Ablation.runStage(method, budget: d.budget, draw: d.draw))") {
           let run = Plan.Run(
             method: method, budget: d.budget, draw: d.draw, schedule: point.config.downstreamSchedule(trainingSlices: d.train.count),
-            validationSlices: d.validation.count, linearProbe: method == .pix2repLinear)
+            validationSlices: d.validation.count, linearProbe: method == .pix2repLinear,
+            resumed: reproduction.resumable(Ablation.runStage(method, budget: d.budget, draw: d.draw)))
           seconds["\(point.key)/\(Ablation.runStage(method, budget: d.budget, draw: d.draw))"] = plan.seconds(run, steps: plan.assumedSteps(run))
           runs += 1
         }
@@ -140,13 +148,13 @@ public struct Ablation {
     let description = """
       estimate from step times measured here at the preset's sizes: pretraining step \(String(format: "%.3f", times.pretraining)) s, \
       fine-tuning step \(String(format: "%.3f", times.fineTuning)) s, linear-probing step \(String(format: "%.3f", times.linearProbing)) s.
-        \(waiting.filter { $0.name.hasSuffix("/" + Ablation.pretrainingStage) }.count) pretraining(s), \(pretrainingSteps) steps in all; \
+        \(waiting.filter { $0.name.hasSuffix("/" + Ablation.pretrainingStage) }.count) pretraining(s), \(pretrainingSteps) steps in all to go; \
       \(runs) downstream runs (each assumed to find its best near step \(Plan.assumedBestStep)); \
       \(waiting.filter { $0.name.contains("/incontext-") }.count) in-context runs.
         total: about \(formatDuration(total)), not counting stages already finished (points with a larger D or M than the \
       preset's take longer per step than measured).
       """
-    return (description, total, seconds)
+    return (description, total, seconds, calibration.stages > 0 ? calibration : nil)
   }
 }
 

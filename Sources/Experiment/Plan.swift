@@ -14,6 +14,19 @@ public struct StageCalibration: Sendable {
     recordedSeconds += recorded
     stages += 1
   }
+
+  mutating func add(_ other: StageCalibration) {
+    assumedSeconds += other.assumedSeconds
+    recordedSeconds += other.recordedSeconds
+    stages += other.stages
+  }
+
+  /// "The time left counts 0.46x ..." for the line a `--jobs` run prints before it starts.
+  public var text: String {
+    String(
+      format: "The time left counts %.2fx the estimate's step times: the %d stages finished in the run folder took that "
+        + "(until a stage of this run finishes).", recordedSeconds / assumedSeconds, stages)
+  }
 }
 
 /// What a reproduction will train, and how long it should take here: measured step times times the

@@ -104,15 +104,16 @@ enum AblateCommand: VerifyCommand {
       return
     }
     let started = Date()
-    let (estimate, _, stageSeconds) = try ablation.estimate(repeats: presetName == "paper" ? 1 : 3)
+    let (estimate, _, stageSeconds, calibration) = try ablation.estimate(repeats: presetName == "paper" ? 1 : 3)
     say((jobs > 1 ? "\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " : "") + estimate)
+    if jobs > 1, let calibration { say(calibration.text) }
     if presetName == "paper" && !options.flag("yes") {
       say("Not started: add --yes to run the paper preset's ablation.")
       return
     }
     if jobs > 1 {
       try Jobs.run(
-        stages: ablation.stages(), stageSeconds: stageSeconds, jobs: jobs,
+        stages: ablation.stages(), stageSeconds: stageSeconds, calibration: calibration, jobs: jobs,
         arguments: Jobs.childArguments(
           name, options, values: ["data", "preset", "seed", "factors", "values"], flags: [], runDirectory: runDirectory,
           workers: max(1, workers / jobs)),

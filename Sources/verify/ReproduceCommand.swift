@@ -153,11 +153,7 @@ enum ReproduceCommand: VerifyCommand {
       let started = Date()
       let (estimate, estimatedSeconds, stageSeconds, calibration) = try reproduction.estimateWithStageSeconds()
       say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + estimate)
-      if let c = calibration {
-        say(String(
-          format: "The time left counts %.2fx the estimate's step times: the %d stages finished in the run folder took that "
-            + "(until a stage of this run finishes).", c.recordedSeconds / c.assumedSeconds, c.stages))
-      }
+      if let calibration { say(calibration.text) }
       try Jobs.run(
         stages: Reproduction.stages(config), stageSeconds: stageSeconds, calibration: calibration, jobs: jobs,
         arguments: Jobs.childArguments(

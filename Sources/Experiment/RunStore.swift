@@ -150,8 +150,7 @@ extension RunStore {
         return try body()
       }
       let holder = ((try? String(contentsOf: lock, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-      let parts = holder.split(separator: " ")
-      if attempt == 0, parts.count == 2, parts[0] == host, let pid = Int32(parts[1]), kill(pid, 0) != 0, errno == ESRCH {
+      if attempt == 0, RunStore.liveHolder(ofLock: lock) == nil {
         try? FileManager.default.removeItem(at: lock)  // left by an interrupted process of this host
         continue
       }
@@ -159,6 +158,22 @@ extension RunStore {
         "\(lock.path): stage \(stage) is being computed by \(holder.isEmpty ? "another process" : "process \(holder)"); wait for it, or delete the lock file if that process is gone")
     }
     throw ExperimentError("\(lock.path): could not claim stage \(stage)")
+  }
+}
+
+extension RunStore {
+  /// Who holds the stage lock file at `lock` ("host pid"), or nil when there is no such file or
+  /// its holder was a process of this host that is no longer running (an interrupted run, whose
+  /// lock the next claim takes over). A lock of another host counts as held: its process cannot be
+  /// checked from here.
+  public static func liveHolder(ofLock lock: URL) -> String? {
+    guard let text = try? String(contentsOf: lock, encoding: .utf8) else { return nil }
+    let holder = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    let parts = holder.split(separator: " ")
+    if parts.count == 2, parts[0] == ProcessInfo.processInfo.hostName, let pid = Int32(parts[1]), kill(pid, 0) != 0, errno == ESRCH {
+      return nil
+    }
+    return holder.isEmpty ? "another process" : holder
   }
 }
 

@@ -27,6 +27,11 @@ enum Jobs {
   /// stops the launching of new ones; the error names its stage and the log.
   /// A stage has finished when its result file, `stageFile(name)`, exists. `calibration`: the run
   /// folder's finished stages' recorded seconds against their assumed ones, if any.
+  ///
+  /// A stage that another live process holds (its lock file, `RunStore.withClaim`: a `--stage`
+  /// process, a Slurm task, an earlier parent's child) is not started again: its dependents wait
+  /// for its result, one held by a process of this machine takes one of the `jobs` places (it uses
+  /// the cores), and if its holder stops without finishing it, it is started here.
   static func run(
     stages: [Reproduction.Stage], stageSeconds: [String: Double], calibration: StageCalibration? = nil, jobs: Int,
     arguments: [String], runDirectory: URL, stageFile: (String) -> URL
@@ -63,12 +68,25 @@ enum Jobs {
     let children = Children()
     let stopOnSignals = children.terminateOnSignals()
     defer { stopOnSignals() }
+    func lockFile(_ name: String) -> URL { stageFile(name).deletingPathExtension().appendingPathExtension("lock") }
+    let host = ProcessInfo.processInfo.hostName
+    var held: [(name: String, holder: String)] = []
     var failure: String? = nil
     while !waiting.isEmpty || !running.isEmpty {
+      // Stages finished by other processes.
+      let finishedElsewhere = waiting.filter { isFinished($0.name) }
+      done += finishedElsewhere.count
+      waiting.removeAll { isFinished($0.name) }
+      let candidates = waiting.filter { $0.inputs.allSatisfy(isFinished) }
+      held = candidates.compactMap { stage in
+        FileManager.default.fileExists(atPath: lockFile(stage.name).path)
+          ? RunStore.liveHolder(ofLock: lockFile(stage.name)).map { (stage.name, $0) } : nil
+      }
       if failure == nil {
-        let ready = waiting.filter { $0.inputs.allSatisfy(isFinished) }
+        let heldHere = held.filter { $0.holder.hasPrefix(host + " ") }.count
+        let ready = candidates.filter { stage in !held.contains { $0.name == stage.name } }
           .sorted { (stageSeconds[$0.name] ?? 0, $1.name) > (stageSeconds[$1.name] ?? 0, $0.name) }
-        for stage in ready.prefix(jobs - running.count) {
+        for stage in ready.prefix(max(0, jobs - running.count - heldHere)) {
           let process = Process()
           process.executableURL = executable
           process.arguments = arguments + ["--stage", stage.name]
@@ -81,14 +99,23 @@ enum Jobs {
           startTimes[stage.name] = Date()
           waiting.removeAll { $0.name == stage.name }
         }
-        if running.isEmpty, let stuck = waiting.first {
+        if running.isEmpty && held.isEmpty, let stuck = waiting.first {
           failure = "stage \(stuck.name) waits for \(stuck.inputs.filter { !isFinished($0) }.joined(separator: ", ")), which no job computes"
         }
       } else {
         waiting.removeAll()
+        held.removeAll()
       }
       Thread.sleep(forTimeInterval: 0.2)
       for (name, process) in running where !process.isRunning {
+        if process.terminationStatus != 0, let holder = RunStore.liveHolder(ofLock: lockFile(name)),
+          holder != "\(host) \(process.processIdentifier)", let stage = stages.first(where: { $0.name == name })
+        {
+          // Another process claimed the stage between the check above and the child's claim.
+          waiting.append(stage)
+          say("stage \(name) is being computed by process \(holder); waiting for it")
+          continue
+        }
         done += 1
         assumedDone += stageSeconds[name] ?? 0
         measuredDone += startTimes[name].map { Date().timeIntervalSince($0) } ?? 0
@@ -101,6 +128,7 @@ enum Jobs {
       running.removeAll { !$0.process.isRunning }
       children.removeFinished()
       let lines = running.map { "\($0.name): " + lastProgressLine(errorURL($0.name, runDirectory)) }
+        + held.map { "\($0.name) (process \($0.holder)): " + lastProgressLine(errorURL($0.name, runDirectory), missing: "held") }
       progress.update(done, extra: lines.joined(separator: " | "), left: secondsLeft())
     }
     if let failure { throw VerifyError(failure) }
@@ -109,8 +137,9 @@ enum Jobs {
 
   /// The latest progress line a child wrote to its standard error file (its step, loss, epoch and
   /// best validation), shortened, so the parent's line shows what each running stage is doing.
-  static func lastProgressLine(_ url: URL) -> String {
-    guard let handle = try? FileHandle(forReadingFrom: url) else { return "starting" }
+  /// `missing`: what to show when there is no such file yet.
+  static func lastProgressLine(_ url: URL, missing: String = "starting") -> String {
+    guard let handle = try? FileHandle(forReadingFrom: url) else { return missing }
     defer { try? handle.close() }
     let size = (try? handle.seekToEnd()) ?? 0
     try? handle.seek(toOffset: size > 600 ? size - 600 : 0)

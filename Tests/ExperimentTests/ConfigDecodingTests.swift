@@ -1,5 +1,6 @@
 import Experiment
 import Foundation
+import Optimized
 import Reference
 import Testing
 
@@ -26,6 +27,7 @@ import Testing
     config.patience += 1
     config.baselineLearningRates = [1e-3]
     config.linearProbeCachedFeatures = true
+    config.inferenceConvolutions = .winograd2x2
     config.phantomSeed += 1
     config.phantomDifficulty = 0.5
     config.phantomGrid = 96
@@ -47,6 +49,8 @@ import Testing
       } else {
         var expected = config
         if key == "testPatientLimit" { expected.testPatientLimit = nil }
+        // A folder made before the choice ran F(2x2, 3x3); the presets now choose F(4x4, 3x3).
+        if key == "inferenceConvolutions" { expected.inferenceConvolutions = .winograd2x2 }
         #expect(try JSONDecoder().decode(ExperimentConfig.self, from: data) == expected, "\(key)")
       }
     }
@@ -54,8 +58,26 @@ import Testing
 
   @Test("init(from:) lists every stored option (a new option must be added there, with its default)")
   func everyOptionIsDecoded() {
-    // 8 required, 18 with defaults, and testPatientLimit.
-    #expect(Mirror(reflecting: ExperimentConfig.cpu(seed: 1)).children.count == 27)
+    // 8 required, 19 with defaults, and testPatientLimit.
+    #expect(Mirror(reflecting: ExperimentConfig.cpu(seed: 1)).children.count == 28)
+  }
+
+  /// A run folder from before the choice keeps its bits: it decodes to the F(2x2, 3x3) path it ran,
+  /// while a new run of the same preset takes F(4x4, 3x3), so the two identities differ (a resume
+  /// under the new default is refused instead of mixing the two; `verify reproduce` adopts the
+  /// folder's own choice when none is given).
+  @Test("a config.json from before the evaluation-mode convolutions decodes to F(2x2, 3x3)")
+  func beforeInferenceConvolutions() throws {
+    for preset in [ExperimentConfig.smoke(seed: 3), .cpu(seed: 1), .paper(seed: 2)] {
+      #expect(preset.inferenceConvolutions == .winograd4x4)
+      var object = try Self.json(preset)
+      object["inferenceConvolutions"] = nil
+      let decoded = try JSONDecoder().decode(ExperimentConfig.self, from: JSONSerialization.data(withJSONObject: object))
+      #expect(decoded.inferenceConvolutions == .winograd2x2)
+      var expected = preset
+      expected.inferenceConvolutions = .winograd2x2
+      #expect(decoded == expected && decoded != preset)
+    }
   }
 
   @Test("a config.json from before the ablation switches decodes to the protocol's views")

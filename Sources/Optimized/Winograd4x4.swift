@@ -221,14 +221,13 @@ func winograd4FinishInput(_ rows: UnsafePointer<Float>, _ destination: UnsafeMut
 
 /// Transforms the 6x6 input windows of tiles `firstTile ..< firstTile + 24` for every channel of
 /// planes with `depth` channels per image: V[ξ] of channel k and tile firstTile + i goes to
-/// `v[ξ · depth · 24 + k · 24 + i]`; tiles past the end are zero. `work`: 288 floats of scratch.
+/// `v[ξ · pointStride + k · 24 + i]`; tiles past the end are zero. `work`: 288 floats of scratch.
 func winograd4TransformInputs(
   _ padded: UnsafePointer<Float>, tiling: Winograd4Tiling, depth: Int, firstTile: Int,
-  into v: UnsafeMutablePointer<Float>, work rows: UnsafeMutablePointer<Float>
+  into v: UnsafeMutablePointer<Float>, pointStride: Int, work rows: UnsafeMutablePointer<Float>
 ) {
   let g = tiling.geometry
   let rs = g.rowStride
-  let pointStride = depth * 24
   for group in 0..<3 {
     let t0 = firstTile + 8 * group
     let destination = v + 8 * group
@@ -328,10 +327,11 @@ func winograd4StoreOutputs(
 ) {
   let layout = store.layout
   let y = work + 192
-  for group in 0..<3 {
-    let t0 = firstTile + 8 * group
-    if t0 >= tiling.tiles { break }
-    for row in 0..<rows {
+  // Row-outer: a row's three groups read the same cache lines of M.
+  for row in 0..<rows {
+    for group in 0..<3 {
+      let t0 = firstTile + 8 * group
+      if t0 >= tiling.tiles { break }
       winograd4OutputTransform(m + row * 24 + 8 * group, stride: mStride, work: work, into: y) {
         store.value($0, row: row)
       }
@@ -384,8 +384,12 @@ func winograd4Conv3x3(
   transformed: UnsafePointer<Float>, rows: Int, store: ConvStore, workers: Int
 ) {
   let blocks = (rows + 3) / 4
-  let vCount = 36 * depth * 24
-  let mStride = blocks * 4 * 24
+  // The 36 points' slices of V and of M, one cache line more apart than their size: at 64
+  // channels or rows a slice is 6 KB, and 36 slices exactly 6 KB apart fall in 2 of L1's 64 sets,
+  // which made every transform's 36 scattered loads and stores miss.
+  let vStride = depth * 24 + 16
+  let vCount = 36 * vStride
+  let mStride = blocks * 4 * 24 + 16
   // Disjoint writes: item `panel` writes the output pixels of its own tiles only.
   nonisolated(unsafe) let input = padded
   nonisolated(unsafe) let filters = transformed
@@ -394,11 +398,12 @@ func winograd4Conv3x3(
     let firstTile = panel * 24
     withScratch(vCount + 36 * mStride + 320) { scratch in
       let v = scratch, m = scratch + vCount, work = m + 36 * mStride
-      winograd4TransformInputs(input, tiling: tiling, depth: depth, firstTile: firstTile, into: v, work: work)
+      winograd4TransformInputs(
+        input, tiling: tiling, depth: depth, firstTile: firstTile, into: v, pointStride: vStride, work: work)
       // Point-outer, block-inner: the point's transformed inputs (depth x 24) stay in L1 while
       // the blocks' filters stream from L2.
       for xi in 0..<36 {
-        let b = UnsafePointer(v + xi * depth * 24)
+        let b = UnsafePointer(v + xi * vStride)
         for block in 0..<blocks {
           let acc = gemmTile(filters + (xi * blocks + block) * depth * 4, b, depth: depth)
           let destination = m + xi * mStride + block * 96

@@ -44,15 +44,15 @@ public enum InferenceConvolutions: String, Codable, Hashable, Sendable, CaseIter
   /// `winograd4x4`: F(4x4, 3x3) where `Conv3x3Algorithm.choice` picks F(2x2, 3x3) (both channel
   /// counts at least 4) on planes of at least 8 x 8; otherwise that choice.
   ///
-  /// Why (the forward with its prepared weights at batch 16, 2 workers, F(2x2) and F(4x4)
-  /// alternated, best of 7, on this 2-core AMD EPYC under a background load of about 3): F(4x4) was
-  /// faster at every cpu-preset layer with 4 or more channels each way: 1.37-1.63x at 64 x 64
-  /// (16->16, 32->64, 64->64), 1.28-1.34x at 32 x 32, 1.22-1.53x at 16 x 16, and still 1.10-1.29x at
-  /// 8 x 8, where an image has only 2 x 2 tiles of 4 x 4 (their 6 x 6 windows are mostly padding and
-  /// are gathered lane by lane, but the products still take 2.25 multiply-adds per output instead
-  /// of 4). With one input channel (1->16 at 64 x 64) it was 0.75-0.88x of F(2x2) (and of the
-  /// direct kernel, which the rule keeps there): its transforms are not paid back by the products,
-  /// as for F(2x2). Planes under 8 x 8 were not measured, so they keep F(2x2).
+  /// Why (the forward with its prepared weights at batch 16, 2 workers, F(2x2), F(4x4) and direct
+  /// alternated, best of 7, on this 2-core AMD EPYC under a background load of 4-6): F(4x4) was
+  /// faster at every cpu-preset layer with 4 or more channels each way: 1.52-1.75x at 64 x 64
+  /// (16->16, 32->64, 64->64), 1.33-1.49x at 32 x 32, 1.45-1.70x at 16 x 16, and still 1.20-1.38x
+  /// at 8 x 8, where an image has only 2 x 2 tiles of 4 x 4 (their 6 x 6 windows are mostly padding
+  /// and are gathered lane by lane, but the products still take 2.25 multiply-adds per output
+  /// instead of 4). With one input channel (1->16 at 64 x 64) it was 0.75-0.90x of F(2x2) and about
+  /// as fast as the direct kernel, which the rule keeps there: its transforms are not paid back by
+  /// the products, as for F(2x2). Planes under 8 x 8 were not measured, so they keep F(2x2).
   package func algorithm(height: Int, width: Int, depth: Int, rows: Int) -> Conv3x3Algorithm {
     let twoByTwo = Conv3x3Algorithm.choice(height: height, width: width, depth: depth, rows: rows)
     switch self {

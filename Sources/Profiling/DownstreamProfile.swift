@@ -62,7 +62,7 @@ struct DownstreamProfile {
     switch operation {
     case .fineTuning: "fine-tuning step"
     case .linearProbing: "linear-probing step"
-    case .prediction: "predict \(Self.predictionSlices) slices " + (convolutions == .winograd2x2 ? "F(2x2)" : "F(4x4)")
+    case .prediction: "prediction, \(Self.predictionSlices) slices " + (convolutions == .winograd2x2 ? "F(2x2)" : "F(4x4)")
     }
   }
 

@@ -64,7 +64,9 @@ PREDICTION_SLICES = 100
 SLICES_PER_VOLUME = 10
 
 # Our row names in the JSON (the pretraining row is "pretraining step (ref +)" when its reference
-# time is extrapolated): matched by prefix.
+# time is extrapolated): matched by prefix, first match. Prediction has two rows, "prediction, 100
+# slices F(2x2)" (the presets' evaluation-mode convolutions, first) and "... F(4x4)" (the faster
+# --inference-convolutions winograd4x4); the first is taken.
 OUR_ROWS = {
     "pretraining": "pretraining step",
     "fine-tuning": "fine-tuning step",

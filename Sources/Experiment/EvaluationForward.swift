@@ -6,7 +6,8 @@ import Reference
 /// batches.
 ///
 /// On `OptimizedBackend` it runs `InferenceNetwork`: BatchNorm folded into the convolutions, no
-/// tape, buffers reused from batch to batch. On any other backend it runs the network's own
+/// tape, buffers reused from batch to batch, the 3x3 convolutions by the backend's
+/// `inferenceConvolutions`. On any other backend it runs the network's own
 /// `frozenFeatures` and `segmentationForward`, which define it. The two agree within Float
 /// rounding (RegressionTests' InferenceTests). It holds a copy of the weights: build a new one
 /// after the parameters change (only the backbone's, for `features`).
@@ -19,7 +20,8 @@ package struct EvaluationForward<B: Backend> {
   package init(_ net: Pix2RepNetwork<B>) {
     // Resolved at compile time where the caller is specialised for a backend.
     if let backend = net.backend as? OptimizedBackend, let values = net.values as? [Float] {
-      inference = InferenceNetwork(config: net.config, values: values, workers: backend.workers)
+      inference = InferenceNetwork(
+        config: net.config, values: values, convolutions: backend.inferenceConvolutions, workers: backend.workers)
     } else {
       definition = net
     }

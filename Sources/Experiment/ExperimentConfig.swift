@@ -1,3 +1,4 @@
+import Optimized
 import Reference
 
 /// Everything that decides the numbers of a `verify reproduce` run. Two runs with equal
@@ -40,6 +41,13 @@ public struct ExperimentConfig: Codable, Hashable, Sendable {
   /// Linear probing on cached features of un-augmented slices instead of the protocol's augmented
   /// slices through the frozen backbone (`verify reproduce --lp-cached-features`; faster, a deviation).
   public var linearProbeCachedFeatures = false
+  /// The algorithms of the evaluation-mode network's 3x3 convolutions, which decide validation
+  /// (model selection), test Dice and linear probing's frozen features; the two choices round
+  /// differently, so they give different bits. A config.json without it was made when F(2x2, 3x3)
+  /// was the only one, and decodes as that. The presets keep F(2x2, 3x3), the arithmetic of the
+  /// README's tables; F(4x4, 3x3) predicts faster (`InferenceConvolutions`) and is chosen with
+  /// `--inference-convolutions winograd4x4`.
+  public var inferenceConvolutions = InferenceConvolutions.winograd2x2
 
   // MARK: Budgets
   /// Labelled training patients per budget, and the number of seeded draws of each.
@@ -153,6 +161,8 @@ extension ExperimentConfig {
       Deviations from docs/PROTOCOL.md: pretraining is counted in steps, not epochs; downstream validation every epoch or \
       \(minimumValidationSteps) steps instead of every 5 epochs (the allowed shortening); the baseline's rate is chosen once per \
       budget, on the first draw\(linearProbeCachedFeatures ? "; linear probing without intensity augmentation" : "").
+
+      Evaluation-mode 3x3 convolutions (validation, test prediction, frozen features): \(inferenceConvolutions.text).
       """
   }
 }
@@ -185,6 +195,7 @@ extension ExperimentConfig {
         + (pretrainingAugmentation.isProtocol ? "" : "; views: \(pretrainingAugmentation.text)"),
       "downstream: batch \(downstreamBatch); LP lr \(linearProbeLearningRate)\(linearProbeCachedFeatures ? " on cached un-augmented features" : " on augmented slices"); FT lr \(fineTuneBackboneLearningRate)/\(fineTuneHeadLearningRate); validation every epoch or \(minimumValidationSteps) steps, patience \(patience), at most \(maxEpochs) epochs; baseline rate chosen from \(baselineLearningRates)",
       "budgets \(budgets), draws \(budgets.map { drawCount(budget: $0) })",
+      "evaluation-mode 3x3 convolutions: \(inferenceConvolutions.text)",
     ]
   }
 }
@@ -220,6 +231,7 @@ extension ExperimentConfig {
     try optional(.patience, &patience)
     try optional(.baselineLearningRates, &baselineLearningRates)
     try optional(.linearProbeCachedFeatures, &linearProbeCachedFeatures)
+    try optional(.inferenceConvolutions, &inferenceConvolutions)
     try optional(.phantomSeed, &phantomSeed)
     try optional(.phantomDifficulty, &phantomDifficulty)
     try optional(.phantomGrid, &phantomGrid)

@@ -42,7 +42,7 @@ public struct Reproduction {
     self.config = config
     self.data = data
     self.store = store
-    self.backend = OptimizedBackend(workers: workers)
+    self.backend = OptimizedBackend(workers: workers, inferenceConvolutions: config.inferenceConvolutions)
   }
 
   /// A seed for a named stage, fixed by the run seed.

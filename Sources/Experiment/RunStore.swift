@@ -43,6 +43,15 @@ public struct RunStore: Sendable {
     }
   }
 
+  /// The identity this folder was made with (its config.json), nil when it has none or one this
+  /// version cannot read.
+  public func storedIdentity() -> RunIdentity? {
+    guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("config.json").path) else {
+      return nil
+    }
+    return try? JSONDecoder().decode(RunIdentity.self, from: data)
+  }
+
   // MARK: - Stages
 
   func stageURL(_ name: String) -> URL { directory.appendingPathComponent("stages/\(name).json") }

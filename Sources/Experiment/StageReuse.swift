@@ -2,7 +2,10 @@ import Foundation
 
 /// Stages shared between run folders whose configurations differ only in options that some stages
 /// never read: a longer pretraining leaves the supervised baselines as they were, another epoch
-/// cap leaves the pretrainings and every downstream run that stopped by patience before either cap. `verify reproduce --reuse DIR` copies such finished stages of DIR
+/// cap leaves the pretrainings and every downstream run that stopped by patience before either cap,
+/// other evaluation-mode convolutions leave the pretrainings (their validation loss runs the
+/// training-mode network), the random backbone's statistics and the equivariance figures (the
+/// taped network's frozen features). `verify reproduce --reuse DIR` copies such finished stages of DIR
 /// into the run folder instead of computing them again; each keeps its `.build` record of the build
 /// that computed it, and the log names every stage copied.
 public enum StageReuse {
@@ -10,11 +13,13 @@ public enum StageReuse {
   public enum Option: String, CaseIterable, Sendable {
     case pretrainingSteps = "pretraining-steps"
     case maxEpochs = "max-epochs"
+    case inferenceConvolutions = "inference-convolutions"
 
-    func value(_ config: ExperimentConfig) -> Int {
+    func value(_ config: ExperimentConfig) -> String {
       switch self {
-      case .pretrainingSteps: config.pretrainingSteps
-      case .maxEpochs: config.maxEpochs
+      case .pretrainingSteps: String(config.pretrainingSteps)
+      case .maxEpochs: String(config.maxEpochs)
+      case .inferenceConvolutions: config.inferenceConvolutions.rawValue
       }
     }
 
@@ -22,20 +27,25 @@ public enum StageReuse {
       switch self {
       case .pretrainingSteps: config.pretrainingSteps = other.pretrainingSteps
       case .maxEpochs: config.maxEpochs = other.maxEpochs
+      case .inferenceConvolutions: config.inferenceConvolutions = other.inferenceConvolutions
       }
     }
   }
 
   /// The options a stage reads itself, its inputs aside: pretrainings their length; the baseline's
-  /// trials, its rate choice and every downstream run their epoch cap; the random backbone's
-  /// statistics and the equivariance figures neither. A stage of any other kind counts as reading
+  /// trials, its rate choice and every downstream run their epoch cap and the evaluation-mode
+  /// convolutions (validation, test Dice, linear probing's features); the random backbone's
+  /// statistics and the equivariance figures none. A stage of any other kind counts as reading
   /// every option, so it is never shared across a difference.
   package static func optionsRead(by stage: String) -> Set<Option> {
     if stage.hasPrefix("pretrain-") { return [.pretrainingSteps] }
-    if stage.hasPrefix("baseline-") || stage.hasPrefix("run-") { return [.maxEpochs] }
+    if stage.hasPrefix("baseline-") || stage.hasPrefix("run-") { return downstreamRunOptions }
     if stage == Reproduction.randomStatisticsStage || stage == "equivariance" { return [] }
     return Set(Option.allCases)
   }
+
+  /// What a downstream run (or a baseline trial or rate choice) reads.
+  static let downstreamRunOptions: Set<Option> = [.maxEpochs, .inferenceConvolutions]
 
   /// Results a stage stores under other names: the rate choice `baseline-rate-B` stores the chosen
   /// trial as the budget's first baseline run.
@@ -62,7 +72,7 @@ public enum StageReuse {
       let read = optionsRead(by: stage.name)
       if read.isDisjoint(with: differing) {
         shareable.insert(stage.name)
-      } else if differing == [.maxEpochs] && read == [.maxEpochs] {
+      } else if differing == [.maxEpochs] && read == downstreamRunOptions {
         // A rate choice reads the cap only through its trials (its inputs, shared above).
         let runs = stage.name.hasPrefix("baseline-rate-") ? companions(of: stage.name) : [stage.name]
         if runs.allSatisfy({ finishedRun($0).map { stoppedWithinCaps($0, maxEpochs: identity.config.maxEpochs) } ?? false }) {

@@ -36,6 +36,15 @@ struct PaddedGeometry {
   var segmentsPerRow: Int { (width + 7) / 8 }
 
   func count(planes: Int) -> Int { planes * planeStride + Self.slack }
+
+  /// Padded (H, W) planes that every forward algorithm can read: the direct kernel and F(2x2, 3x3)
+  /// need one zero row below the image (two on an odd height), F(4x4, 3x3) up to four when H is not
+  /// a multiple of 4. The extra rows are zeros that nothing else reads, so the results are the
+  /// same as in the smallest geometry each algorithm needs.
+  static func convolutionInput(height: Int, width: Int) -> PaddedGeometry {
+    PaddedGeometry(
+      height: height, width: width, bottomRows: max(1 + height % 2, Winograd4Tiling.bottomRows(height: height)))
+  }
 }
 
 /// Writes a zero-padded copy of `planes` planes of (H, W) from `source` into `padded`.
@@ -123,6 +132,9 @@ package enum Conv3x3Algorithm: Sendable {
   case direct
   /// Winograd F(2x2, 3x3) (`winogradConv3x3`).
   case winograd
+  /// Winograd F(4x4, 3x3) (`winograd4Conv3x3`): the forward only, used by the evaluation-mode
+  /// network when `InferenceConvolutions.winograd4x4` says so; never by training.
+  case winograd4x4
 
   /// The algorithm for `depth` reduction channels into `rows` output rows on (H, W) planes:
   /// Winograd when both are at least 4, direct otherwise.
@@ -288,14 +300,14 @@ package func conv3x3Forward(
   let prepared = PreparedConv3x3(
     weight: weight, outputChannels: outputChannels, inputChannels: s.c, algorithm: algorithm, workers: workers)
   let outShape = Shape(s.n, outputChannels, s.h, s.w)
-  let geometry = WinogradTiling(batch: s.n, height: s.h, width: s.w).geometry
+  let geometry = PaddedGeometry.convolutionInput(height: s.h, width: s.w)
   let data = withScratch(geometry.count(planes: s.n * s.c)) { padded in
     input.data.withUnsafeBufferPointer {
       padPlanes($0.baseAddress!, planes: s.n * s.c, geometry: geometry, into: padded, workers: workers)
     }
     return makeArray(outShape.count) { out in
       prepared.forward(
-        padded: padded, batch: s.n, height: s.h, width: s.w,
+        padded: padded, geometry: geometry, batch: s.n,
         store: ConvStore(layout: .plain(out, rows: outputChannels, height: s.h, width: s.w), biasReLU: nil),
         workers: workers)
     }
@@ -305,7 +317,7 @@ package func conv3x3Forward(
 
 /// The weights of a 3x3 forward convolution prepared for its algorithm: packed in blocks of 4
 /// output channels (`packConv3x3Weights`) for the direct kernel, transformed and packed
-/// (`winogradFilters`) for Winograd. `conv3x3Forward` prepares them on every call; a network that
+/// (`winogradFilters`, `winograd4Filters`) for Winograd. `conv3x3Forward` prepares them on every call; a network that
 /// runs the same weights on many batches (`InferenceNetwork`) prepares them once. The preparation
 /// depends only on the weights, so either way every batch sees the same values.
 package struct PreparedConv3x3: Sendable {
@@ -321,29 +333,37 @@ package struct PreparedConv3x3: Sendable {
     self.inputChannels = inputChannels
     self.outputChannels = outputChannels
     packed = weight.withUnsafeBufferPointer {
-      algorithm == .winograd
-        ? winogradFilters(
+      switch algorithm {
+      case .winograd:
+        winogradFilters(
           $0.baseAddress!, outputChannels: outputChannels, inputChannels: inputChannels, flipTranspose: false,
           workers: workers)
-        : packConv3x3Weights(
+      case .winograd4x4:
+        winograd4Filters($0.baseAddress!, outputChannels: outputChannels, inputChannels: inputChannels, workers: workers)
+      case .direct:
+        packConv3x3Weights(
           $0.baseAddress!, outputChannels: outputChannels, inputChannels: inputChannels, flipTranspose: false)
+      }
     }
   }
 
-  /// The convolution of `batch` images whose (inputChannels) planes of (height, width) are padded
-  /// in `WinogradTiling(batch:height:width:).geometry` at `padded`; output stored by `store`.
-  func forward(
-    padded: UnsafePointer<Float>, batch: Int, height: Int, width: Int, store: ConvStore, workers: Int
-  ) {
-    let tiling = WinogradTiling(batch: batch, height: height, width: width)
+  /// The convolution of `batch` images whose (inputChannels) planes are padded in `geometry` at
+  /// `padded` (`PaddedGeometry.convolutionInput` fits every algorithm); output stored by `store`.
+  func forward(padded: UnsafePointer<Float>, geometry: PaddedGeometry, batch: Int, store: ConvStore, workers: Int) {
+    let (height, width) = (geometry.height, geometry.width)
     packed.withUnsafeBufferPointer {
-      if algorithm == .winograd {
+      switch algorithm {
+      case .winograd:
         winogradConv3x3(
-          padded: padded, tiling: tiling, depth: inputChannels, transformed: $0.baseAddress!, rows: outputChannels,
-          store: store, workers: workers)
-      } else {
+          padded: padded, tiling: WinogradTiling(batch: batch, height: height, width: width, geometry: geometry),
+          depth: inputChannels, transformed: $0.baseAddress!, rows: outputChannels, store: store, workers: workers)
+      case .winograd4x4:
+        winograd4Conv3x3(
+          padded: padded, tiling: Winograd4Tiling(batch: batch, height: height, width: width, geometry: geometry),
+          depth: inputChannels, transformed: $0.baseAddress!, rows: outputChannels, store: store, workers: workers)
+      case .direct:
         conv3x3Direct(
-          padded: padded, geometry: tiling.geometry, batch: batch, depth: inputChannels, packed: $0.baseAddress!,
+          padded: padded, geometry: geometry, batch: batch, depth: inputChannels, packed: $0.baseAddress!,
           rows: outputChannels, store: store, workers: workers)
       }
     }
@@ -382,6 +402,8 @@ package func conv3x3Backward(
   let cout = gradOutput.shape.c
   gradOutput.checkShape(Shape(s.n, cout, s.h, s.w), "conv3x3Backward gradOutput")
   precondition(weight.count == cout * s.c * 9, "conv3x3Backward: weight count \(weight.count)")
+  precondition(
+    algorithm != .winograd4x4 && weightAlgorithm != .winograd4x4, "conv3x3Backward: F(4x4, 3x3) is forward-only")
   let winograd = algorithm == .winograd
   let tiling = WinogradTiling(batch: s.n, height: s.h, width: s.w)
   // One padded copy of each operand serves both gradients, in Winograd's geometry (the direct

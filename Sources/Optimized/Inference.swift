@@ -17,6 +17,51 @@ import Reference
 // results differ from the reference only by Float rounding (of the folded weights, and of the
 // summation order) and in nothing else.
 
+// MARK: - The convolutions' algorithms
+
+/// Which algorithms the evaluation-mode network's 3x3 convolutions run. Part of an experiment's
+/// configuration: validation (model selection), test Dice and linear probing's frozen features all
+/// come from this network, and the two choices round differently, so a run folder keeps the one it
+/// started with.
+public enum InferenceConvolutions: String, Codable, Hashable, Sendable, CaseIterable {
+  /// `Conv3x3Algorithm.choice`, as training's forward: F(2x2, 3x3) where both channel counts are
+  /// at least 4, direct otherwise. Run folders written before the choice existed used this.
+  case winograd2x2
+  /// F(4x4, 3x3) where it measured faster (`algorithm(height:width:depth:rows:)`), otherwise as
+  /// `winograd2x2`.
+  case winograd4x4
+
+  /// For results.md and the run's summary.
+  public var text: String {
+    switch self {
+    case .winograd2x2: "Winograd F(2x2, 3x3) (winograd2x2)"
+    case .winograd4x4: "Winograd F(4x4, 3x3) on planes of 8 x 8 and up, F(2x2, 3x3) below (winograd4x4)"
+    }
+  }
+
+  /// The algorithm for `depth` input channels into `rows` output channels on (H, W) planes.
+  ///
+  /// `winograd4x4`: F(4x4, 3x3) where `Conv3x3Algorithm.choice` picks F(2x2, 3x3) (both channel
+  /// counts at least 4) on planes of at least 8 x 8; otherwise that choice.
+  ///
+  /// Why (the forward with its prepared weights at batch 16, 2 workers, F(2x2), F(4x4) and direct
+  /// alternated, best of 7, on this 2-core AMD EPYC under a background load of 4-6): F(4x4) was
+  /// faster at every cpu-preset layer with 4 or more channels each way: 1.52-1.75x at 64 x 64
+  /// (16->16, 32->64, 64->64), 1.33-1.49x at 32 x 32, 1.45-1.70x at 16 x 16, and still 1.20-1.38x
+  /// at 8 x 8, where an image has only 2 x 2 tiles of 4 x 4 (their 6 x 6 windows are mostly padding
+  /// and are gathered lane by lane, but the products still take 2.25 multiply-adds per output
+  /// instead of 4). With one input channel (1->16 at 64 x 64) it was 0.75-0.90x of F(2x2) and about
+  /// as fast as the direct kernel, which the rule keeps there: its transforms are not paid back by
+  /// the products, as for F(2x2). Planes under 8 x 8 were not measured, so they keep F(2x2).
+  package func algorithm(height: Int, width: Int, depth: Int, rows: Int) -> Conv3x3Algorithm {
+    let twoByTwo = Conv3x3Algorithm.choice(height: height, width: width, depth: depth, rows: rows)
+    switch self {
+    case .winograd2x2: return twoByTwo
+    case .winograd4x4: return twoByTwo == .winograd && min(height, width) >= 8 ? .winograd4x4 : twoByTwo
+    }
+  }
+}
+
 // MARK: - Folding
 
 /// A 3x3 convolution without bias followed by evaluation-mode BatchNorm, as one convolution with a
@@ -67,6 +112,7 @@ package struct FoldedConv3x3: Sendable {
 /// change.
 package struct InferenceNetwork: Sendable {
   package let config: ModelConfig
+  package let convolutions: InferenceConvolutions
   package let workers: Int
   /// Images per internal batch (inputs with more images are cut into batches of this size).
   package let batchSize: Int
@@ -79,26 +125,30 @@ package struct InferenceNetwork: Sendable {
   let headPacked: [Float]
   let headBias: [Float]
 
-  /// A folded 3x3 convolution and its weights prepared for the algorithm `conv3x3Forward` picks.
+  /// A folded 3x3 convolution and its weights prepared for the algorithm `convolutions` picks at
+  /// the configured image size.
   struct ConvLayer: Sendable {
     let folded: FoldedConv3x3
+    let convolutions: InferenceConvolutions
     let prepared: PreparedConv3x3
     var outputChannels: Int { folded.outputChannels }
 
-    init(_ folded: FoldedConv3x3, inputChannels: Int, size: Int, workers: Int) {
+    init(_ folded: FoldedConv3x3, inputChannels: Int, size: Int, convolutions: InferenceConvolutions, workers: Int) {
       self.folded = folded
+      self.convolutions = convolutions
       prepared = PreparedConv3x3(
         weight: folded.weight, outputChannels: folded.outputChannels, inputChannels: inputChannels,
-        algorithm: .choice(height: size, width: size, depth: inputChannels, rows: folded.outputChannels), workers: workers)
+        algorithm: convolutions.algorithm(height: size, width: size, depth: inputChannels, rows: folded.outputChannels),
+        workers: workers)
     }
 
-    /// The convolution of `batch` padded (batch, inputChannels, size, size) planes, each output
-    /// stored as `max(y + bias, 0)` in `layout`.
-    func run(_ padded: UnsafePointer<Float>, batch: Int, size: Int, into layout: PlaneLayout, workers: Int) {
-      let algorithm = Conv3x3Algorithm.choice(
-        height: size, width: size, depth: prepared.inputChannels, rows: prepared.outputChannels)
-      // The rule ignores the plane size today, so the prepared weights always apply; were it to
-      // change, this size's algorithm gets its own (identical to what conv3x3Forward prepares).
+    /// The convolution of `batch` (batch, inputChannels, H, W) planes padded in `geometry`, each
+    /// output stored as `max(y + bias, 0)` in `layout`.
+    func run(_ padded: UnsafePointer<Float>, geometry: PaddedGeometry, batch: Int, into layout: PlaneLayout, workers: Int) {
+      let algorithm = convolutions.algorithm(
+        height: geometry.height, width: geometry.width, depth: prepared.inputChannels, rows: prepared.outputChannels)
+      // Images of another size than the configured one may call for another algorithm: it gets
+      // weights of its own (identical to what conv3x3Forward prepares).
       let weights = algorithm == prepared.algorithm
         ? prepared
         : PreparedConv3x3(
@@ -106,8 +156,8 @@ package struct InferenceNetwork: Sendable {
           algorithm: algorithm, workers: workers)
       folded.bias.withUnsafeBufferPointer {
         weights.forward(
-          padded: padded, batch: batch, height: size, width: size,
-          store: ConvStore(layout: layout, biasReLU: $0.baseAddress!), workers: workers)
+          padded: padded, geometry: geometry, batch: batch, store: ConvStore(layout: layout, biasReLU: $0.baseAddress!),
+          workers: workers)
       }
     }
   }
@@ -126,10 +176,15 @@ package struct InferenceNetwork: Sendable {
   /// - Parameters:
   ///   - values: a parameter buffer in `ParameterLayout(config:)` order (running statistics
   ///     included); the projection head is not used.
+  ///   - convolutions: the 3x3 convolutions' algorithms (an experiment's
+  ///     `inferenceConvolutions`).
   ///   - workers: 1 ... 16.
   ///   - batchSize: images per internal batch; 16 keeps the largest activation (batch, D, S, S) of
   ///     the cpu preset at 16 MB.
-  package init(config: ModelConfig, values: [Float], workers: Int, batchSize: Int = 16) {
+  package init(
+    config: ModelConfig, values: [Float], convolutions: InferenceConvolutions = .winograd2x2, workers: Int,
+    batchSize: Int = 16
+  ) {
     checkWorkers(workers)
     precondition(batchSize >= 1, "InferenceNetwork: batchSize \(batchSize)")
     let layout = ParameterLayout(config: config)
@@ -139,12 +194,14 @@ package struct InferenceNetwork: Sendable {
       let first = FoldedConv3x3(values, layout, conv: "\(prefix).0", norm: "\(prefix).1")
       let second = FoldedConv3x3(values, layout, conv: "\(prefix).3", norm: "\(prefix).4")
       return [
-        ConvLayer(first, inputChannels: inputChannels, size: size, workers: workers),
-        ConvLayer(second, inputChannels: first.outputChannels, size: size, workers: workers),
+        ConvLayer(first, inputChannels: inputChannels, size: size, convolutions: convolutions, workers: workers),
+        ConvLayer(
+          second, inputChannels: first.outputChannels, size: size, convolutions: convolutions, workers: workers),
       ]
     }
     func parameter(_ name: String) -> [Float] { Array(values[layout[name].range]) }
     self.config = config
+    self.convolutions = convolutions
     self.workers = workers
     self.batchSize = batchSize
     let widths = config.widths
@@ -260,7 +317,7 @@ package struct InferenceNetwork: Sendable {
   func backbone(_ images: UnsafePointer<Float>, count: Int, size: Int, features: UnsafeMutablePointer<Float>) {
     let depth = config.depth
     let ws = workspace
-    func geometry(_ l: Int) -> PaddedGeometry { WinogradTiling(batch: count, height: size >> l, width: size >> l).geometry }
+    func geometry(_ l: Int) -> PaddedGeometry { .convolutionInput(height: size >> l, width: size >> l) }
     func padded(_ slot: InferenceWorkspace.Slot, _ l: Int, channels: Int) -> UnsafeMutablePointer<Float> {
       ws.buffer(slot, count: geometry(l).count(planes: count * channels))
     }
@@ -274,15 +331,15 @@ package struct InferenceNetwork: Sendable {
       let convs = levels[l]
       let c0 = convs[0].outputChannels, c = convs[1].outputChannels
       let first = padded(.level(l), l, channels: c0)
-      convs[0].run(x, batch: count, size: h, into: .padded(first, geometry: g, channels: c0), workers: workers)
+      convs[0].run(x, geometry: g, batch: count, into: .padded(first, geometry: g, channels: c0), workers: workers)
       if l == depth {
         let out = ws.buffer(.bottleneck, count: count * c * h * h)
-        convs[1].run(first, batch: count, size: h, into: .plain(out, rows: c, height: h, width: h), workers: workers)
+        convs[1].run(first, geometry: g, batch: count, into: .plain(out, rows: c, height: h, width: h), workers: workers)
         bottom = UnsafePointer(out)
       } else {
         // The skip connection: the first half of up{depth - l}'s concatenation [skip, upsampled].
         let skip = PlaneLayout.padded(padded(.joined(l), l, channels: 2 * c), geometry: g, channels: 2 * c)
-        convs[1].run(first, batch: count, size: h, into: skip, workers: workers)
+        convs[1].run(first, geometry: g, batch: count, into: skip, workers: workers)
         let pooled = padded(.pooled(l), l + 1, channels: c)
         maxPoolPlanes(
           skip, into: .padded(pooled, geometry: geometry(l + 1), channels: c), batch: count, channels: c, height: h,
@@ -312,9 +369,9 @@ package struct InferenceNetwork: Sendable {
       }
       let c0 = up.convs[0].outputChannels, c1 = up.convs[1].outputChannels
       let first = padded(.up(k), l, channels: c0)
-      up.convs[0].run(joined, batch: count, size: h, into: .padded(first, geometry: g, channels: c0), workers: workers)
+      up.convs[0].run(joined, geometry: g, batch: count, into: .padded(first, geometry: g, channels: c0), workers: workers)
       let out = k == depth ? features : ws.buffer(.upOutput(k), count: count * c1 * h * h)
-      up.convs[1].run(first, batch: count, size: h, into: .plain(out, rows: c1, height: h, width: h), workers: workers)
+      up.convs[1].run(first, geometry: g, batch: count, into: .plain(out, rows: c1, height: h, width: h), workers: workers)
       y = UnsafePointer(out)
       channels = c1
     }

@@ -12,14 +12,21 @@ public struct OptimizedBackend: Backend {
 
   /// Threads a kernel may use, 1 ... 16.
   public let workers: Int
+  /// The algorithms of the evaluation-mode network's 3x3 convolutions (`InferenceNetwork`), which
+  /// prediction, validation and frozen features run; the taped network's own kernels ignore it.
+  public let inferenceConvolutions: InferenceConvolutions
 
-  /// - Parameter workers: 1 ... 16; default every active processor (at most 16).
+  /// - Parameters:
+  ///   - workers: 1 ... 16; default every active processor (at most 16).
+  ///   - inferenceConvolutions: an experiment's `inferenceConvolutions`; default F(2x2, 3x3), the
+  ///     only choice before there was one.
   ///
   /// An executable should also call `retainFreedMemory()` once, so that large tensors do not pay
   /// page faults on every call.
-  public init(workers: Int = defaultWorkerCount()) {
+  public init(workers: Int = defaultWorkerCount(), inferenceConvolutions: InferenceConvolutions = .winograd2x2) {
     checkWorkers(workers)
     self.workers = workers
+    self.inferenceConvolutions = inferenceConvolutions
   }
 
   public func conv3x3Forward(input: Tensor<Float>, weight: [Float], outputChannels: Int) -> Tensor<Float> {

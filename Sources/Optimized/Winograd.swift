@@ -35,13 +35,19 @@ struct WinogradTiling {
   /// windows stay inside the plane when H is odd (columns already reach W + 2).
   let geometry: PaddedGeometry
 
-  init(batch: Int, height: Int, width: Int) {
+  /// `geometry`: the input planes' padding, by default the least these tiles need; a larger one
+  /// (more zero rows below, `PaddedGeometry.convolutionInput`) reads the same values.
+  init(batch: Int, height: Int, width: Int, geometry: PaddedGeometry? = nil) {
     self.batch = batch
     self.height = height
     self.width = width
     tilesY = (height + 1) / 2
     tilesX = (width + 1) / 2
-    geometry = PaddedGeometry(height: height, width: width, bottomRows: 1 + height % 2)
+    let g = geometry ?? PaddedGeometry(height: height, width: width, bottomRows: 1 + height % 2)
+    precondition(
+      g.height == height && g.width == width && g.bottomRows >= 1 + height % 2,
+      "WinogradTiling: geometry \(g) for \(height) x \(width)")
+    self.geometry = g
   }
 
   var tilesPerImage: Int { tilesY * tilesX }

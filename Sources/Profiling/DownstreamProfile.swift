@@ -30,15 +30,19 @@ struct DownstreamProfile {
 
   var config: ModelConfig
   var operation: Operation
+  /// The evaluation-mode network's 3x3 convolutions (probing's frozen backbone, prediction).
+  var convolutions: InferenceConvolutions
   /// Initial parameters (Float) shared by both backends: seeded, and for probing and prediction the
   /// backbone's running statistics re-estimated on the slices. With the initial statistics (mean 0,
   /// variance 1) the evaluation-mode signal fades through the layers and the check would compare
   /// near-zero features.
   let values: [Float]
 
-  init(config: ModelConfig, operation: Operation, workers: Int) {
+  /// `convolutions`: nil for the cpu preset's (`ExperimentConfig.cpu`: F(2x2, 3x3)).
+  init(config: ModelConfig, operation: Operation, workers: Int, convolutions: InferenceConvolutions? = nil) {
     self.config = config
     self.operation = operation
+    self.convolutions = convolutions ?? ExperimentConfig.cpu(seed: 0).inferenceConvolutions
     var net = Pix2RepNetwork(config: config, backend: OptimizedBackend(workers: workers), seed: 3)
     if operation != .fineTuning {
       let batch = Self.slices(config: config, count: ProfileProbe.segmentationBatch)
@@ -58,7 +62,7 @@ struct DownstreamProfile {
     switch operation {
     case .fineTuning: "fine-tuning step"
     case .linearProbing: "linear-probing step"
-    case .prediction: "prediction, \(Self.predictionSlices) slices"
+    case .prediction: "prediction, \(Self.predictionSlices) slices " + (convolutions == .winograd2x2 ? "F(2x2)" : "F(4x4)")
     }
   }
 
@@ -129,7 +133,7 @@ struct DownstreamProfile {
     let data = Self.slices(config: config, count: small)
     let indices = Array(0..<small)
     var reference = network(ReferenceBackend())
-    var optimized = network(OptimizedBackend(workers: workers))
+    var optimized = network(OptimizedBackend(workers: workers, inferenceConvolutions: convolutions))
     let perSlice: Double
     switch operation {
     case .fineTuning, .linearProbing:
@@ -180,7 +184,7 @@ struct DownstreamProfile {
   /// The median optimized call at `batch` on `workers` workers (after a warm-up call), from the
   /// same initial values each time.
   func optimizedSeconds(workers: Int) -> Double {
-    var net = network(OptimizedBackend(workers: workers))
+    var net = network(OptimizedBackend(workers: workers, inferenceConvolutions: convolutions))
     let data = Self.slices(config: config, count: batch)
     switch operation {
     case .fineTuning, .linearProbing:
@@ -200,12 +204,32 @@ struct DownstreamProfile {
     }
   }
 
-  /// The row: the optimized median at the full batch beside the reference time of the check,
-  /// scaled from `smallBatch` slices (marked *).
-  func row(workers: Int, referenceSeconds: Double, peak: Double) -> ProfileRow {
+  /// The median seconds of each of several predictions (`operation == .prediction`), timed call by
+  /// call in turn after a warm-up of each, so that their ratio sees the same load.
+  static func alternatedPredictionSeconds(_ profiles: [DownstreamProfile], workers: Int, reps: Int = 7) -> [Double] {
+    precondition(profiles.allSatisfy { $0.operation == .prediction }, "alternatedPredictionSeconds: predictions only")
+    var nets = profiles.map { $0.network(OptimizedBackend(workers: workers, inferenceConvolutions: $0.convolutions)) }
+    let data = profiles.map { Self.slices(config: $0.config, count: $0.batch) }
+    let batchSize = profiles.map(\.experiment.downstreamBatch)
+    for i in nets.indices { _ = optimizedEvaluate(&nets[i], test: data[i], batchSize: batchSize[i]) }
+    var times = [[Double]](repeating: [], count: profiles.count)
+    for _ in 0..<reps {
+      for i in nets.indices {
+        times[i].append(profileSeconds { blackHole(optimizedEvaluate(&nets[i], test: data[i], batchSize: batchSize[i])) })
+      }
+    }
+    return times.map { t in
+      let sorted = t.sorted()
+      return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+  }
+
+  /// The row: the optimized median at the full batch (`optimizedSeconds`, or measured here) beside
+  /// the reference time of the check, scaled from `smallBatch` slices (marked *).
+  func row(workers: Int, referenceSeconds: Double, peak: Double, optimizedSeconds seconds: Double? = nil) -> ProfileRow {
     var m = ProfileMeasurement(
       name: name, shape: shape, flops: flops, referenceSeconds: referenceSeconds, referenceScaled: !referenceSeconds.isNaN)
-    m.optimizedSeconds = optimizedSeconds(workers: workers)
+    m.optimizedSeconds = seconds ?? optimizedSeconds(workers: workers)
     return ProfileRow(m, peak: peak)
   }
 }

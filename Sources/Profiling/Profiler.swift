@@ -21,9 +21,11 @@ public enum Profiler {
 
     // Validate everything first (the kernels' reference runs are timed on the way).
     let step = StepProfile(config: config)
+    // Prediction by the presets' evaluation-mode convolutions (F(2x2, 3x3)), then by F(4x4, 3x3),
+    // the faster choice of `--inference-convolutions winograd4x4`.
     let downstream = DownstreamProfile.Operation.allCases.map {
       DownstreamProfile(config: config, operation: $0, workers: workers)
-    }
+    } + [DownstreamProfile(config: config, operation: .prediction, workers: workers, convolutions: .winograd4x4)]
     print("checking \(probes.count) kernels, the pretraining step, the fine-tuning and linear-probing steps and "
       + "prediction against the reference ...")
     var measurements = [ProfileMeasurement]()
@@ -107,8 +109,14 @@ public enum Profiler {
       + "GFLOP/s count the backbone's and the head's convolutions only):")
     print(ProfileRow.header)
     var downstreamRows = [ProfileRow]()
+    // The two predictions alternate call by call: their ratio is the figure that matters.
+    let predictions = downstream.indices.filter { downstream[$0].operation == .prediction }
+    let predictionSeconds = Dictionary(
+      uniqueKeysWithValues: zip(
+        predictions, DownstreamProfile.alternatedPredictionSeconds(predictions.map { downstream[$0] }, workers: workers)))
     for (i, operation) in downstream.enumerated() {
-      let row = operation.row(workers: workers, referenceSeconds: downstreamReference[i], peak: peak)
+      let row = operation.row(
+        workers: workers, referenceSeconds: downstreamReference[i], peak: peak, optimizedSeconds: predictionSeconds[i])
       downstreamRows.append(row)
       print(row.line)
     }
@@ -117,10 +125,13 @@ public enum Profiler {
       print("* reference timed at batch \(downstream[0].smallBatch) (the check) and multiplied up to the row's slices")
     }
     let perSlice = downstreamRows[2].optimizedMilliseconds / Double(DownstreamProfile.predictionSlices)
+    let perSlice4x4 = downstreamRows[3].optimizedMilliseconds / Double(DownstreamProfile.predictionSlices)
     print(String(
-      format: "fine-tuning step %.1f ms; linear-probing step %.1f ms; prediction %.1f ms per %d slices (%.3f ms per slice)",
+      format: "fine-tuning step %.1f ms; linear-probing step %.1f ms; prediction %.1f ms per %d slices (%.3f ms per slice; "
+        + "by F(4x4, 3x3), --inference-convolutions winograd4x4: %.3f ms per slice, %.2fx faster)",
       downstreamRows[0].optimizedMilliseconds, downstreamRows[1].optimizedMilliseconds,
-      downstreamRows[2].optimizedMilliseconds, DownstreamProfile.predictionSlices, perSlice))
+      downstreamRows[2].optimizedMilliseconds, DownstreamProfile.predictionSlices, perSlice, perSlice4x4,
+      perSlice / perSlice4x4))
 
     if scaling.count > 1 {
       // Strong scaling: the same steps, the same batches, on each worker count.

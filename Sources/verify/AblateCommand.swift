@@ -13,12 +13,14 @@ enum AblateCommand: VerifyCommand {
     OptionSpec("run", value: true), OptionSpec("fresh", value: false), OptionSpec("workers", value: true),
     OptionSpec("factors", value: true), OptionSpec("values", value: true), OptionSpec("list-stages", value: false),
     OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("reuse", value: true),
+    OptionSpec("inference-convolutions", value: true),
     OptionSpec("partial", value: false), OptionSpec("yes", value: false),
   ]
   static let help = """
     usage: verify ablate [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                          [--workers N] [--factors LIST] [--values FACTOR=LIST[;FACTOR=LIST...]]
                          [--list-stages] [--stage NAME] [--jobs N] [--reuse DIR] [--partial] [--yes]
+                         [--inference-convolutions winograd2x2|winograd4x4]
 
     Varies one factor of the InfoNCE (Pix2Rep) pretraining at a time, the others at the preset's
     values, and measures each backbone by linear probing, fine-tuning and in-context segmentation
@@ -46,6 +48,8 @@ enum AblateCommand: VerifyCommand {
                      runs only with --yes).
       --seed N       the run seed (default 1): the draws and seeds of verify reproduce's run.
       --run DIR      run folder (default runs/ablate-PRESET-seedN); finished stages are reused.
+      --inference-convolutions winograd2x2|winograd4x4  as verify reproduce's: by default the
+                     run folder's own choice, else the preset's.
       --fresh        delete the run folder's finished stages first.
       --workers N    threads, 1-16 (default: all cores). Results do not depend on it.
       --factors LIST the factors to vary, comma-separated (default: all): D,M,tau,steps,noise,left-out,spatial.
@@ -64,7 +68,10 @@ enum AblateCommand: VerifyCommand {
   static func run(_ options: inout Options) throws {
     try options.requireNoPositional(name)
     let seed = try options.uint64("seed", default: 1)
-    let (presetName, preset) = try options.experimentPreset(seed: seed)
+    var (presetName, preset) = try options.experimentPreset(seed: seed)
+    let runDirectory = options.runDirectory(default: "ablate-\(presetName)-seed\(seed)")
+    preset.inferenceConvolutions = try options.inferenceConvolutions(
+      preset: preset, runDirectory: runDirectory, fresh: options.flag("fresh"))
     let grid = AblationGrid(preset: preset, factors: try factors(options), values: try values(options, preset: presetName))
     let workers = try options.workers()
     // As verify reproduce: two 1-worker stage processes train faster than one 2-worker process on
@@ -82,7 +89,6 @@ enum AblateCommand: VerifyCommand {
     if let stage = options.string("stage"), !grid.stages().contains(where: { $0.name == stage }) {
       throw VerifyError("unknown stage '\(stage)' (verify ablate --list-stages lists the stages of this grid)", exitCode: 64)
     }
-    let runDirectory = options.runDirectory(default: "ablate-\(presetName)-seed\(seed)")
     let data = try options.experimentData(config: preset)
     say("verify ablate: preset \(presetName), seed \(seed), \(workers) worker(s), run folder \(runDirectory.path)")
     say("  \(grid.points.count) points (\(grid.points.count - 1) pretrainings besides the preset's), budgets \(grid.budgets)")
@@ -115,7 +121,7 @@ enum AblateCommand: VerifyCommand {
       try Jobs.run(
         stages: ablation.stages(), stageSeconds: stageSeconds, calibration: calibration, jobs: jobs,
         arguments: Jobs.childArguments(
-          name, options, values: ["data", "preset", "seed", "factors", "values"], flags: [], runDirectory: runDirectory,
+          name, options, values: ["data", "preset", "seed", "factors", "values", "inference-convolutions"], flags: [], runDirectory: runDirectory,
           workers: max(1, workers / jobs)),
         runDirectory: runDirectory, stageFile: ablation.stageFile)
     }

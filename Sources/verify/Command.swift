@@ -119,6 +119,22 @@ struct Options {
     return (name, config)
   }
 
+  /// The evaluation-mode convolutions of a run in `runDirectory`: `--inference-convolutions`
+  /// (winograd2x2 or winograd4x4) when given; otherwise, unless `fresh`, the choice the folder was
+  /// made with, so that a run folder resumes with its own bits (a folder made before the option
+  /// existed ran F(2x2, 3x3)); otherwise the preset's.
+  func inferenceConvolutions(preset: ExperimentConfig, runDirectory: URL, fresh: Bool) throws -> InferenceConvolutions {
+    if let text = string("inference-convolutions") {
+      guard let choice = InferenceConvolutions(rawValue: text) else {
+        let names = InferenceConvolutions.allCases.map(\.rawValue).joined(separator: ", ")
+        throw VerifyError("--inference-convolutions must be one of \(names), got '\(text)'", exitCode: 64)
+      }
+      return choice
+    }
+    if !fresh, let stored = RunStore(directory: runDirectory).storedIdentity() { return stored.config.inferenceConvolutions }
+    return preset.inferenceConvolutions
+  }
+
   /// The model preset named by `--preset` (default cpu), or a one-line error.
   func modelPreset() throws -> (name: String, config: ModelConfig) {
     let name = string("preset") ?? "cpu"

@@ -44,7 +44,10 @@ enum ProfileCommand: VerifyCommand {
     (batch 16: intensity augmentation, forward with BatchNorm in training mode, soft Dice, backward,
     Adam with the backbone's and the head's learning rates), the linear-probing step (batch 16:
     augmentation, the frozen backbone in evaluation mode, the head forward and backward, Adam), and
-    prediction (evaluation mode, hard labels and every volume's Dice, per 100 slices). Each is
+    prediction (evaluation mode, hard labels and every volume's Dice, per 100 slices), twice: with
+    the presets' evaluation-mode 3x3 convolutions (F(2x2, 3x3), which the linear-probing step's
+    frozen backbone uses too) and with F(4x4, 3x3), the faster choice of `verify reproduce
+    --inference-convolutions winograd4x4`. Each is
     checked at batch 1 (2 when the bottleneck is one pixel) against the reference, the steps' loss
     and every gradient, prediction's logits and Dice ("float32 network" preset), then timed on the
     optimized backend (median); the reference column is the check's time multiplied up to the

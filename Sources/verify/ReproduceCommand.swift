@@ -16,12 +16,14 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("lp-cached-features", value: false), OptionSpec("list-stages", value: false),
     OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("partial", value: false),
     OptionSpec("max-epochs", value: true), OptionSpec("pretraining-steps", value: true), OptionSpec("reuse", value: true),
+    OptionSpec("inference-convolutions", value: true),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
                             [--lp-cached-features] [--list-stages] [--stage NAME] [--jobs N]
                             [--partial] [--max-epochs N] [--pretraining-steps N] [--reuse DIR]
+                            [--inference-convolutions winograd2x2|winograd4x4]
 
     Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
@@ -57,8 +59,15 @@ enum ReproduceCommand: VerifyCommand {
                      Recorded in the run folder's identity.
       --reuse DIR    copy the finished stages of run folder DIR that this run would compute to
                      the same bits: DIR's configuration may differ only in --pretraining-steps
-                     (the baselines are shared) or --max-epochs (the pretrainings are shared, and
-                     every downstream run that stopped by patience within both caps).
+                     (the baselines are shared), --max-epochs (the pretrainings are shared, and
+                     every downstream run that stopped by patience within both caps) or
+                     --inference-convolutions (the pretrainings are shared).
+      --inference-convolutions winograd2x2|winograd4x4  the algorithm of the evaluation-mode
+                     network's 3x3 convolutions (validation, test prediction, frozen features).
+                     Default: the one the run folder was made with, else winograd2x2 (every
+                     preset's, the arithmetic of the README's tables); winograd4x4 predicts
+                     1.2-1.4x faster but rounds differently, so the two give different bits.
+                     Recorded in the identity.
       --lp-cached-features  linear probing on cached features of un-augmented slices (faster;
                      a deviation from the protocol, which augments them; recorded in the run).
       --list-stages  print the plan's stages in dependency order, one per line: level, name,
@@ -113,6 +122,8 @@ enum ReproduceCommand: VerifyCommand {
     }
     let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     let runDirectory = options.runDirectory(default: "\(presetName)-seed\(seed)")
+    config.inferenceConvolutions = try options.inferenceConvolutions(
+      preset: config, runDirectory: runDirectory, fresh: options.flag("fresh"))
 
     // The --init backbone is checked before the data are loaded, so a bad file fails at once.
     let initial = try options.string("init").map {
@@ -157,7 +168,7 @@ enum ReproduceCommand: VerifyCommand {
       try Jobs.run(
         stages: Reproduction.stages(config), stageSeconds: stageSeconds, calibration: calibration, jobs: jobs,
         arguments: Jobs.childArguments(
-          name, options, values: ["data", "preset", "seed", "init", "max-epochs", "pretraining-steps"], flags: ["lp-cached-features"],
+          name, options, values: ["data", "preset", "seed", "init", "max-epochs", "pretraining-steps", "inference-convolutions"], flags: ["lp-cached-features"],
           runDirectory: runDirectory, workers: max(1, workers / jobs)),
         runDirectory: runDirectory) { runDirectory.appendingPathComponent("stages/\($0).json") }
       reproduction.earlierWork = (Date().timeIntervalSince(started), estimate, estimatedSeconds)

@@ -1,5 +1,6 @@
 import Experiment
 import Foundation
+import Optimized
 import Reference
 import Testing
 
@@ -26,6 +27,7 @@ import Testing
     config.patience += 1
     config.baselineLearningRates = [1e-3]
     config.linearProbeCachedFeatures = true
+    config.inferenceConvolutions = .winograd2x2
     config.phantomSeed += 1
     config.phantomDifficulty = 0.5
     config.phantomGrid = 96
@@ -54,8 +56,26 @@ import Testing
 
   @Test("init(from:) lists every stored option (a new option must be added there, with its default)")
   func everyOptionIsDecoded() {
-    // 8 required, 18 with defaults, and testPatientLimit.
-    #expect(Mirror(reflecting: ExperimentConfig.cpu(seed: 1)).children.count == 27)
+    // 8 required, 19 with defaults, and testPatientLimit.
+    #expect(Mirror(reflecting: ExperimentConfig.cpu(seed: 1)).children.count == 28)
+  }
+
+  /// A run folder from before the choice ran F(2x2, 3x3), which the presets keep: its identity
+  /// equals a new run's of the same preset, and it resumes with its bits. F(4x4, 3x3), the faster
+  /// choice, is recorded and makes another identity.
+  @Test("a config.json from before the evaluation-mode convolutions decodes to F(2x2, 3x3), the presets' choice")
+  func beforeInferenceConvolutions() throws {
+    for preset in [ExperimentConfig.smoke(seed: 3), .cpu(seed: 1), .paper(seed: 2)] {
+      #expect(preset.inferenceConvolutions == .winograd2x2)
+      var object = try Self.json(preset)
+      object["inferenceConvolutions"] = nil
+      let decoded = try JSONDecoder().decode(ExperimentConfig.self, from: JSONSerialization.data(withJSONObject: object))
+      #expect(decoded == preset)
+      var faster = preset
+      faster.inferenceConvolutions = .winograd4x4
+      let roundTrip = try JSONDecoder().decode(ExperimentConfig.self, from: JSONEncoder().encode(faster))
+      #expect(roundTrip == faster && roundTrip != preset)
+    }
   }
 
   @Test("a config.json from before the ablation switches decodes to the protocol's views")

@@ -1,5 +1,6 @@
 import Experiment
 import Foundation
+import Optimized
 import Testing
 
 /// `verify reproduce --reuse`: which stages two run folders share, and the copy.
@@ -26,6 +27,17 @@ import Testing
 
     let capped = try #require(StageReuse.shareable(Self.with { $0.maxEpochs += 1 }, from: Self.base))
     #expect(Set(capped.stages) == ["pretrain-infoNCE", "pretrain-barlowTwins", "pretrain-simclr", "random-backbone-statistics", "equivariance"])
+
+    // Other evaluation-mode convolutions: only what never runs the inference network is shared.
+    let otherConvolutions = try #require(StageReuse.shareable(Self.with { $0.inferenceConvolutions = .winograd4x4 }, from: Self.base))
+    #expect(otherConvolutions.differing == [.inferenceConvolutions])
+    #expect(Set(otherConvolutions.stages) == ["pretrain-infoNCE", "pretrain-barlowTwins", "pretrain-simclr", "random-backbone-statistics", "equivariance"])
+    // With the cap as well, a run stopped by patience is not shared: its validations ran the other network.
+    let both = try #require(StageReuse.shareable(
+      Self.with { $0.inferenceConvolutions = .winograd4x4; $0.maxEpochs += 1 }, from: Self.base) { _ in
+        Self.run(.pix2repFineTune, steps: 20, .patience)
+      })
+    #expect(!both.stages.contains(where: { $0.hasPrefix("run-") || $0.hasPrefix("baseline-") }))
 
     #expect(StageReuse.shareable(Self.with { $0.seed += 1 }, from: Self.base) == nil)
     #expect(StageReuse.shareable(Self.with { $0.temperature = 0.1 }, from: Self.base) == nil)

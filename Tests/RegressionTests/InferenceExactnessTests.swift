@@ -11,7 +11,8 @@ import TestSupport
 // the inference path fuses or caches, so its logits may differ from this composition in nothing.
 // Each value of the composition is computed by the same Float operations in the same order as in
 // the fused path: every 3x3 convolution by `conv3x3Forward` with the folded weights
-// (`FoldedConv3x3`; the inference path prepares the same packed or Winograd-transformed weights
+// (`FoldedConv3x3`), by the algorithm the network's `InferenceConvolutions` picks at its shape (the
+// inference path prepares the same packed or Winograd-transformed weights
 // once, and its kernels reduce each output in the same order); then `max(y + bias, 0)` per element
 // (the fused path applies it to the same value before storing it); the 2x2 max-pool
 // (`maxPool2x2Forward`, the same winner rule); the transposed convolution; the concatenation (a
@@ -35,18 +36,23 @@ enum LayerByLayer {
     return out
   }
 
-  /// Features (N, D, S, S) and logits (N, classes, S, S) of images (N, 1, S, S).
-  static func forward(config: ModelConfig, values: [Float], images: Tensor<Float>, workers: Int)
-    -> (features: Tensor<Float>, logits: Tensor<Float>)
-  {
+  /// Features (N, D, S, S) and logits (N, classes, S, S) of images (N, 1, S, S), the 3x3
+  /// convolutions by the algorithms `convolutions` picks.
+  static func forward(
+    config: ModelConfig, values: [Float], images: Tensor<Float>, convolutions: InferenceConvolutions = .winograd2x2,
+    workers: Int
+  ) -> (features: Tensor<Float>, logits: Tensor<Float>) {
     let layout = ParameterLayout(config: config)
     func parameter(_ name: String) -> [Float] { Array(values[layout[name].range]) }
     func doubleConv(_ x: Tensor<Float>, _ prefix: String) -> Tensor<Float> {
       var y = x
       for (conv, norm) in [("0", "1"), ("3", "4")] {
         let folded = FoldedConv3x3(values, layout, conv: "\(prefix).\(conv)", norm: "\(prefix).\(norm)")
+        let s = y.shape
+        let algorithm = convolutions.algorithm(height: s.h, width: s.w, depth: s.c, rows: folded.outputChannels)
         y = biasReLU(
-          conv3x3Forward(input: y, weight: folded.weight, outputChannels: folded.outputChannels, workers: workers),
+          conv3x3Forward(
+            input: y, weight: folded.weight, outputChannels: folded.outputChannels, workers: workers, algorithm: algorithm),
           folded.bias)
       }
       return y
@@ -83,8 +89,9 @@ enum LayerByLayer {
 
 @Suite struct InferenceExactnessTests {
   /// The inference fixture's networks, and two that reach the Winograd kernels' other paths: 32 x 32
-  /// slices (runs of 8 tiles at 32 x 32 and 16 x 16, of 4 at 8 x 8, gathered tiles at 4 x 4) and 24 x
-  /// 24 slices (an odd 3 x 3 bottleneck: cut tiles).
+  /// slices (runs of 8 tiles at 32 x 32 and 16 x 16, of 4 at 8 x 8, gathered tiles at 4 x 4; with
+  /// F(4x4, 3x3), runs of 8 and 4 at 32 x 32 and 16 x 16, gathered at 8 x 8) and 24 x 24 slices (an
+  /// odd 3 x 3 bottleneck: cut tiles; F(4x4, 3x3) gathered at 24 x 24 and 12 x 12).
   static let configs: [(name: String, config: ModelConfig)] =
     InferenceFixture.configs + [
       ("32 x 32", ModelConfig(widths: [4, 8, 16, 32], features: 8, imageSize: 32, projectionHidden: 4, projectionOutput: 4)),
@@ -92,12 +99,13 @@ enum LayerByLayer {
     ]
 
   @Test("features, logits and labels of the inference path equal the layer-by-layer forward bit for bit",
-    arguments: configs.map(\.name))
-  func equalsLayerByLayer(configName: String) {
+    arguments: configs.map(\.name), InferenceConvolutions.allCases)
+  func equalsLayerByLayer(configName: String, convolutions: InferenceConvolutions) {
     let config = Self.configs.first { $0.name == configName }!.config
     let values = InferenceFixture.network(config, seed: 81).values.map { Float($0) }
     let images: Tensor<Float> = InferenceFixture.images(config, count: 5, seed: 82).converted()
-    let expected = LayerByLayer.forward(config: config, values: values, images: images, workers: 2)
+    let expected = LayerByLayer.forward(
+      config: config, values: values, images: images, convolutions: convolutions, workers: 2)
     let expectedOutputs = [
       LabeledOutput(label: "features", values: expected.features.data.map(Double.init)),
       LabeledOutput(label: "logits", values: expected.logits.data.map(Double.init)),
@@ -106,7 +114,8 @@ enum LayerByLayer {
     // One batch, cut batches with a smaller last one, one image at a time; 1 and 2 workers; each
     // network called twice, so whatever it keeps from a batch is exercised by the next.
     for (workers, batchSize) in [(1, 16), (2, 16), (2, 2), (1, 3), (2, 1)] {
-      var network = InferenceNetwork(config: config, values: values, workers: workers, batchSize: batchSize)
+      var network = InferenceNetwork(
+        config: config, values: values, convolutions: convolutions, workers: workers, batchSize: batchSize)
       for call in 1...2 {
         let actual = [
           LabeledOutput(label: "features", values: network.features(images).data.map(Double.init)),
@@ -114,7 +123,7 @@ enum LayerByLayer {
           LabeledOutput(label: "labels", values: network.predictLabels(images).map(Double.init)),
         ]
         if let problem = compareBits(
-          "\(configName), workers \(workers), batch size \(batchSize), call \(call)", actual: actual, expected: expectedOutputs)
+          "\(configName), \(convolutions.rawValue), workers \(workers), batch size \(batchSize), call \(call)", actual: actual, expected: expectedOutputs)
         {
           Issue.record(Comment(rawValue: problem))
         }

@@ -21,7 +21,21 @@ enum InferenceFixture {
     ("six classes", ModelConfig(widths: [3, 6], features: 7, imageSize: 10, projectionHidden: 2, projectionOutput: 2, classes: 6)),
   ]
 
-  static func config(_ name: String) -> ModelConfig { configs.first { $0.name == name }!.config }
+  /// With `InferenceConvolutions.winograd4x4`: 12 x 12 and 8 x 8 planes of 4 and more channels,
+  /// where F(4x4, 3x3) runs (12 x 12: cut tiles gathered lane by lane).
+  static let fourByFour: (name: String, config: ModelConfig) = (
+    "F(4x4) at 12", ModelConfig(widths: [4, 8], features: 4, imageSize: 12, projectionHidden: 2, projectionOutput: 2)
+  )
+
+  /// Every fixture network with each choice of the evaluation-mode convolutions (`fourByFour` with
+  /// `winograd4x4` only).
+  static let cases: [InferenceCase] =
+    configs.flatMap { c in InferenceConvolutions.allCases.map { InferenceCase(name: c.name, convolutions: $0) } }
+    + [InferenceCase(name: fourByFour.name, convolutions: .winograd4x4)]
+
+  static func config(_ name: String) -> ModelConfig {
+    name == fourByFour.name ? fourByFour.config : configs.first { $0.name == name }!.config
+  }
 
   /// A reference network at `seed` whose every BatchNorm has running mean ~ U(-0.5, 0.5), running
   /// variance ~ U(0.25, 2), weight ~ U(0.5, 1.5) and bias ~ U(-0.3, 0.3), and whose head bias ~
@@ -55,9 +69,22 @@ enum InferenceFixture {
     })
   }
 
-  static func inference(_ net: Pix2RepNetwork<ReferenceBackend>, workers: Int, batchSize: Int = 16) -> InferenceNetwork {
-    InferenceNetwork(config: net.config, values: net.values.map { Float($0) }, workers: workers, batchSize: batchSize)
+  static func inference(
+    _ net: Pix2RepNetwork<ReferenceBackend>, convolutions: InferenceConvolutions = .winograd2x2, workers: Int,
+    batchSize: Int = 16
+  ) -> InferenceNetwork {
+    InferenceNetwork(
+      config: net.config, values: net.values.map { Float($0) }, convolutions: convolutions, workers: workers,
+      batchSize: batchSize)
   }
+}
+
+/// A fixture network and the evaluation-mode convolutions to run it with.
+struct InferenceCase: Sendable, CustomTestStringConvertible {
+  let name: String
+  let convolutions: InferenceConvolutions
+  var config: ModelConfig { InferenceFixture.config(name) }
+  var testDescription: String { "\(name), \(convolutions.rawValue)" }
 }
 
 // MARK: - Tests
@@ -66,18 +93,18 @@ enum InferenceFixture {
   /// Float32 against Double through a whole evaluation-mode forward. It has no batch statistics
   /// (no division by a batch variance), so its error stays at the single-kernel level: measured
   /// worst 7e-7 absolute on the features and 2.4e-7 on the logits, on these networks and the cpu
-  /// preset's (under 1% of this limit); a bias folded 0.1% off fails it.
+  /// preset's (under 1% of this limit); a bias folded 0.1% off fails it. With F(4x4, 3x3) too.
   static let tolerance = Tolerance.float32Kernel
 
   @Test("the folded inference forward matches the reference evaluation-mode forward: features and logits",
-    arguments: InferenceFixture.configs.map(\.name))
-  func matchesReference(configName: String) {
-    let config = InferenceFixture.config(configName)
+    arguments: InferenceFixture.cases)
+  func matchesReference(_ test: InferenceCase) {
+    let (config, configName) = (test.config, test.testDescription)
     var reference = InferenceFixture.network(config, seed: 31)
     let images = InferenceFixture.images(config, count: 3, seed: 32)
     let expectedFeatures = reference.frozenFeatures(images)
     let expectedLogits = reference.segmentationForward(expectedFeatures)
-    var inference = InferenceFixture.inference(reference, workers: 2)
+    var inference = InferenceFixture.inference(reference, convolutions: test.convolutions, workers: 2)
     let x: Tensor<Float> = images.converted()
     let features = inference.features(x), logits = inference.logits(x)
     #expect(features.shape == expectedFeatures.shape && logits.shape == expectedLogits.shape)
@@ -89,14 +116,14 @@ enum InferenceFixture {
   }
 
   @Test("predicted labels are the reference's arg-max wherever its top two logits differ by more than the tolerance",
-    arguments: InferenceFixture.configs.map(\.name))
-  func labelsMatchReference(configName: String) throws {
-    let config = InferenceFixture.config(configName)
+    arguments: InferenceFixture.cases)
+  func labelsMatchReference(_ test: InferenceCase) throws {
+    let (config, configName) = (test.config, test.testDescription)
     var reference = InferenceFixture.network(config, seed: 41)
     let images = InferenceFixture.images(config, count: 4, seed: 42)
     let logits = reference.segmentationForward(reference.frozenFeatures(images))
     let expected = argmaxChannels(logits)
-    var inference = InferenceFixture.inference(reference, workers: 2)
+    var inference = InferenceFixture.inference(reference, convolutions: test.convolutions, workers: 2)
     let labels = inference.predictLabels(images.converted())
     try #require(labels.count == expected.count, "\(labels.count) labels, expected \(expected.count)")
     let plane = config.imageSize * config.imageSize
@@ -113,13 +140,14 @@ enum InferenceFixture {
   }
 
   @Test("features, logits and labels are bit-identical for 1, 2 and 3 workers and for any batch size",
-    arguments: InferenceFixture.configs.map(\.name))
-  func deterministic(configName: String) {
-    let config = InferenceFixture.config(configName)
+    arguments: InferenceFixture.cases)
+  func deterministic(_ test: InferenceCase) {
+    let (config, configName) = (test.config, test.testDescription)
     let reference = InferenceFixture.network(config, seed: 51)
     let x: Tensor<Float> = InferenceFixture.images(config, count: 5, seed: 52).converted()
     func run(workers: Int, batchSize: Int) -> [LabeledOutput] {
-      var inference = InferenceFixture.inference(reference, workers: workers, batchSize: batchSize)
+      var inference = InferenceFixture.inference(
+        reference, convolutions: test.convolutions, workers: workers, batchSize: batchSize)
       // Twice through the same network: the reused buffers carry nothing from one call to the next.
       let first = inference.logits(x)
       return [

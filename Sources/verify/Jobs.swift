@@ -54,14 +54,18 @@ enum Jobs {
     var measuredDone = 0.0
     var done = 0
     var running: [(name: String, process: Process)] = []
+    // Stages other processes hold (see above), with their holders; they count as running, from
+    // when this process first saw them.
+    var held: [(name: String, holder: String)] = []
     func secondsLeft() -> Double {
       let scale = assumedDone > 0
         ? measuredDone / assumedDone
         : calibration.map { $0.recordedSeconds / $0.assumedSeconds } ?? Double(jobs)
-      let waitingSeconds = waiting.reduce(0) { $0 + (stageSeconds[$1.name] ?? 0) } * scale
-      let runningSeconds = running.reduce(0) { total, child in
-        let elapsed = startTimes[child.name].map { Date().timeIntervalSince($0) } ?? 0
-        return total + max(0, (stageSeconds[child.name] ?? 0) * scale - elapsed)
+      let inProgress = running.map(\.name) + held.map(\.name)
+      let waitingSeconds = waiting.filter { !inProgress.contains($0.name) }.reduce(0) { $0 + (stageSeconds[$1.name] ?? 0) } * scale
+      let runningSeconds = inProgress.reduce(0) { total, name in
+        let elapsed = startTimes[name].map { Date().timeIntervalSince($0) } ?? 0
+        return total + max(0, (stageSeconds[name] ?? 0) * scale - elapsed)
       }
       return (waitingSeconds + runningSeconds) / Double(jobs)
     }
@@ -70,7 +74,6 @@ enum Jobs {
     defer { stopOnSignals() }
     func lockFile(_ name: String) -> URL { stageFile(name).deletingPathExtension().appendingPathExtension("lock") }
     let host = ProcessInfo.processInfo.hostName
-    var held: [(name: String, holder: String)] = []
     var failure: String? = nil
     while !waiting.isEmpty || !running.isEmpty {
       // Stages finished by other processes.
@@ -82,6 +85,7 @@ enum Jobs {
         FileManager.default.fileExists(atPath: lockFile(stage.name).path)
           ? RunStore.liveHolder(ofLock: lockFile(stage.name)).map { (stage.name, $0) } : nil
       }
+      for stage in held where startTimes[stage.name] == nil { startTimes[stage.name] = Date() }
       if failure == nil {
         let heldHere = held.filter { $0.holder.hasPrefix(host + " ") }.count
         let ready = candidates.filter { stage in !held.contains { $0.name == stage.name } }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: every test target in a release build (the numeric tests are
 # 10-200x slower in debug builds), after an end-to-end `verify reproduce --preset smoke` that must
-# write all three result files, the same run as separate stage processes, and `verify ablate
+# write all three result files, the same run as separate stage processes, with --jobs 2 (also
+# beside a stage another process holds, and stopped and resumed), and `verify ablate
 # --preset smoke`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -59,6 +60,31 @@ jobs_run=.build/ci-smoke-jobs
   { tail -n 20 "$jobs_run.log" >&2; exit 1; }
 cmp "$smoke_run/results.csv" "$jobs_run/results.csv"
 echo "test.sh: verify reproduce --jobs 2 gave the same results.csv"
+
+# --jobs 2 beside another live process that holds a stage (a sleep standing in for a --stage
+# process; its lock names this host and its pid): the parent leaves the stage alone until its holder
+# ends, then computes it. Stopped by SIGTERM midway, the parent stops its children; the same command
+# resumes. The same results.csv.
+held_run=.build/ci-smoke-held
+rm -rf "$held_run" "$held_run.log" && mkdir -p "$held_run/stages"
+sleep 20 &
+holder=$!
+printf '%s %s' "$(hostname)" "$holder" > "$held_run/stages/pretrain-infoNCE.lock"
+timeout 600 "$verify" reproduce --preset smoke --run "$held_run" --jobs 2 > "$held_run.log" 2>&1 &
+parent=$!
+sleep 30
+kill -TERM "$parent"
+wait "$parent" || true
+if pgrep -f -- "--run $held_run " > /dev/null; then
+  echo "test.sh: stage processes of $held_run still ran after their parent was stopped" >&2
+  exit 1
+fi
+timeout 600 "$verify" reproduce --preset smoke --run "$held_run" --jobs 2 >> "$held_run.log" 2>&1 ||
+  { tail -n 20 "$held_run.log" >&2; exit 1; }
+tr '\r' '\n' < "$held_run.log" | grep -q "pretrain-infoNCE (process .*): held"
+grep -q "interrupted; stopped" "$held_run.log"
+cmp "$smoke_run/results.csv" "$held_run/results.csv"
+echo "test.sh: --jobs 2 waited for a stage another process held, stopped its children on SIGTERM, resumed: the same results.csv"
 
 # verify profile checks every kernel and a whole step against the reference before timing them.
 "$verify" profile --preset tiny > .build/ci-profile-tiny.txt ||

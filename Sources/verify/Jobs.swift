@@ -21,9 +21,12 @@ enum Jobs {
 
   /// Computes every unfinished stage with up to `jobs` children at a time. A stage starts as soon
   /// as its inputs have finished (not when its whole level has), and among the stages ready to
-  /// start the one with the most assumed seconds goes first (`stageSeconds`, the plan's estimate;
-  /// stages it does not list count as 0), so the long stages, such as the 100-patient baseline's
-  /// rate search, do not end up running alone at the end while the other jobs idle. A failed child
+  /// start the one heading the longest chain of assumed seconds goes first (its own and those of
+  /// the stages that wait for it, the longest way down; `stageSeconds`, the plan's estimate; stages
+  /// it does not list count as 0), so the long stages, such as the 100-patient baseline's rate
+  /// search, do not end up running alone at the end while the other jobs idle, and a short stage
+  /// that long ones wait for (the rate choice before the 100-patient Mean Teacher run) is not left
+  /// for last. A failed child
   /// stops the launching of new ones; the error names its stage and the log.
   /// A stage has finished when its result file, `stageFile(name)`, exists. `calibration`: the run
   /// folder's finished stages' recorded seconds against their assumed ones, if any.
@@ -40,6 +43,17 @@ enum Jobs {
     func isFinished(_ name: String) -> Bool { FileManager.default.fileExists(atPath: stageFile(name).path) }
     var waiting = stages.filter { !isFinished($0.name) }
     let progress = ProgressPrinter("jobs", total: waiting.count, unit: "stage", interval: 2)
+    // The longest chain from each stage on, from the last stage back (`stages` lists every stage
+    // after its inputs).
+    var dependents: [String: [String]] = [:]
+    for stage in stages {
+      for input in stage.inputs { dependents[input, default: []].append(stage.name) }
+    }
+    var chain: [String: Double] = [:]
+    for stage in stages.reversed() {
+      let after = dependents[stage.name, default: []].map { chain[$0] ?? 0 }.max() ?? 0
+      chain[stage.name] = (stageSeconds[stage.name] ?? 0) + after
+    }
     // Time left: each stage takes its assumed seconds (timed with all the workers in one process)
     // times `scale` in a child, measured as wall seconds per assumed second over the stages this
     // process has seen finish; before any has, over the run folder's finished stages
@@ -94,7 +108,7 @@ enum Jobs {
       if failure == nil {
         let heldHere = held.filter { $0.holder.hasPrefix(host + " ") }.count
         let ready = candidates.filter { stage in !held.contains { $0.name == stage.name } }
-          .sorted { (stageSeconds[$0.name] ?? 0, $1.name) > (stageSeconds[$1.name] ?? 0, $0.name) }
+          .sorted { (chain[$0.name] ?? 0, $1.name) > (chain[$1.name] ?? 0, $0.name) }
         for stage in ready.prefix(max(0, jobs - running.count - heldHere)) {
           let process = Process()
           process.executableURL = executable

@@ -108,30 +108,24 @@ let conv3x3Algorithms: [RegisteredKernel] = [
     expectDeterministic(entry.kernel, workers: [2, 3, 16])
   }
 
-  /// Winograd's forward and input gradient, and the weight gradient by the algorithm the rule picks,
-  /// at each cpu-preset layer shape against the reference: batch 16 (the fine-tuning batch, the
-  /// longest weight-gradient reductions) on planes up to 16x16, where the weight gradient is
-  /// Winograd's too; batch 2 on larger planes (panels straddle the two images). About 20 seconds
-  /// of reference time in release.
+  /// Both Winograd algorithms at each cpu-preset layer shape against the reference: batch 16 (the
+  /// fine-tuning batch, the longest weight-gradient reductions) on planes up to 16x16, batch 2 on
+  /// larger planes (panels straddle the two images). About 20 seconds of reference time each in
+  /// release.
+  ///
+  /// - F(2x2, 3x3): the forward and input gradient, and the weight gradient by the algorithm the
+  ///   rule picks (Winograd's too up to 16x16).
+  /// - F(4x4, 3x3): the forward (the evaluation-mode network's only). It rounds worse than F(2x2,
+  ///   3x3) (its transforms' coefficients reach 8 and 16/15 instead of 1 and 1/2), but well inside
+  ///   the same "float32 kernel" limit: its worst error over these layers was 13.4% of the limit
+  ///   (128->64 on 16x16, batch 16; 4.5-11% on the others), F(2x2, 3x3)'s on the same inputs 1.8%
+  ///   (0.7-1.6%), so that tolerance stands for it too.
   @Test(
-    "Winograd matches the reference at every cpu-preset 3x3 layer shape",
+    "Winograd F(2x2) and F(4x4) match the reference at every cpu-preset 3x3 layer shape",
     .enabled(if: Self.optimizedBuild, "the reference takes minutes at these shapes in a debug build"),
-    arguments: cpuPresetConv3x3Layers.indices)
-  func presetLayers(_ index: Int) {
-    expectPresetLayerMatches(index, kernel: Conv3x3AlgorithmKernel(algorithm: .winograd))
-  }
-
-  /// F(4x4, 3x3)'s forward at each cpu-preset layer shape against the reference, at the same
-  /// batches. It rounds worse than F(2x2, 3x3) (its transforms' coefficients reach 8 and 16/15
-  /// instead of 1 and 1/2), but well inside the same "float32 kernel" limit: its worst error over
-  /// these layers was 13.4% of the limit (128->64 on 16x16, batch 16; 4.5-11% on the others),
-  /// F(2x2, 3x3)'s on the same inputs 1.8% (0.7-1.6%), so that tolerance stands for it too.
-  @Test(
-    "Winograd F(4x4) matches the reference at every cpu-preset 3x3 layer shape",
-    .enabled(if: Self.optimizedBuild, "the reference takes minutes at these shapes in a debug build"),
-    arguments: cpuPresetConv3x3Layers.indices)
-  func presetLayersFourByFour(_ index: Int) {
-    expectPresetLayerMatches(index, kernel: Conv3x3AlgorithmKernel(algorithm: .winograd4x4))
+    arguments: cpuPresetConv3x3Layers.indices, [Conv3x3Algorithm.winograd, .winograd4x4])
+  func presetLayers(_ index: Int, _ algorithm: Conv3x3Algorithm) {
+    expectPresetLayerMatches(index, kernel: Conv3x3AlgorithmKernel(algorithm: algorithm))
   }
 
   func expectPresetLayerMatches(_ index: Int, kernel: Conv3x3AlgorithmKernel) {

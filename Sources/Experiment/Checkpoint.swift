@@ -148,6 +148,8 @@ protocol CheckpointProgress: Codable {
   var schedule: Schedule { get }
   /// The last step trained.
   var step: Int { get }
+  /// The trainer's random streams, batch samplers and Adam steps.
+  var streams: TrainerStreams { get }
 }
 
 /// A `BatchSampler`'s position: its random stream, the epoch's order and the cursor in it.
@@ -191,6 +193,28 @@ package struct CheckpointPolicy: Sendable {
     try checkpoint.write(to: url)
     let step = checkpoint.header.progress.step
     if interruptAfterStep == step { throw TrainingInterrupted(step: step) }
+  }
+
+  /// Saves a trainer's `state`, its `best` values after the state's arrays, and its loop's
+  /// `progress`: the layout `resume` reads.
+  func save<Scalar: BinaryFloatingPoint, Progress: CheckpointProgress>(
+    _ state: TrainerState<Scalar>, best: [Scalar], progress: Progress
+  ) throws {
+    try save(Checkpoint(progress: progress, arrays: state.arrays + [best]))
+  }
+
+  /// A trainer's state (arrays of `stateLengths`, with the streams its loop's progress records),
+  /// its best values (`bestLength`) and its loop's progress, from the checkpoint `save` wrote, when
+  /// this run can resume it (`resumable`); else nil.
+  func resume<Scalar: BinaryFloatingPoint, Progress: CheckpointProgress>(
+    schedule: Progress.Schedule, stateLengths: [Int], bestLength: Int, label: String
+  ) -> (state: TrainerState<Scalar>, best: [Scalar], progress: Progress)? {
+    guard
+      let saved: Checkpoint<Scalar, Progress> = resumable(
+        schedule: schedule, arrayLengths: stateLengths + [bestLength], label: label)
+    else { return nil }
+    let progress = saved.header.progress
+    return (TrainerState(arrays: Array(saved.arrays.dropLast()), streams: progress.streams), saved.arrays.last!, progress)
   }
 
   /// The checkpoint a run resumes from, or nil (no file, or one this run cannot use: said once,

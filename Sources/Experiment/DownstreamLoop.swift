@@ -84,13 +84,12 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
   var step = 0
   var earlierSeconds = 0.0
   let started = Date()
-  let arrayLengths = [Int](repeating: valueCount, count: stateArrays + 1)
-  let saved: Checkpoint<Scalar, DownstreamProgress>? = checkpoint?.resumable(
-    schedule: schedule, arrayLengths: arrayLengths, label: label)
+  let saved: (state: TrainerState<Scalar>, best: [Scalar], progress: DownstreamProgress)? = checkpoint?.resume(
+    schedule: schedule, stateLengths: [Int](repeating: valueCount, count: stateArrays), bestLength: valueCount, label: label)
   if let saved {
-    let h = saved.header.progress
-    restore(TrainerState(arrays: Array(saved.arrays.prefix(stateArrays)), streams: h.streams))
-    best = (h.bestStep, h.bestLoss, saved.arrays[stateArrays])
+    let h = saved.progress
+    restore(saved.state)
+    best = (h.bestStep, h.bestLoss, saved.best)
     (curve, sinceBest, step, earlierSeconds) = (h.curve, h.sinceBest, h.step, h.seconds)
   } else {
     best = (0, validate(), kept())
@@ -112,10 +111,11 @@ func downstreamLoop<Scalar: BinaryFloatingPoint>(
       }
       if let checkpoint, checkpoint.due(step: step, lastSave: lastSave) {
         let state = capture()
-        let header = DownstreamProgress(
-          schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
-          streams: state.streams, seconds: earlierSeconds + Date().timeIntervalSince(started))
-        try checkpoint.save(Checkpoint(progress: header, arrays: state.arrays + [best.values]))
+        try checkpoint.save(
+          state, best: best.values,
+          progress: DownstreamProgress(
+            schedule: schedule, step: step, sinceBest: sinceBest, bestStep: best.step, bestLoss: best.loss, curve: curve,
+            streams: state.streams, seconds: earlierSeconds + Date().timeIntervalSince(started)))
         lastSave = Date()
       }
     }

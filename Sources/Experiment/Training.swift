@@ -214,16 +214,13 @@ func pretrainingLoop<Scalar: BinaryFloatingPoint>(
   var recent: [Double] = []
   var first = 1
   if let checkpoint {
-    let lengths = capture().arrays.map(\.count) + [record.best.values.count]
-    let saved: Checkpoint<Scalar, PretrainingProgress>? = checkpoint.resumable(
-      schedule: schedule, arrayLengths: lengths, label: label)
+    let saved: (state: TrainerState<Scalar>, best: [Scalar], progress: PretrainingProgress)? = checkpoint.resume(
+      schedule: schedule, stateLengths: capture().arrays.map(\.count), bestLength: record.best.values.count, label: label)
     if let saved {
-      let h = saved.header.progress
-      let stateArrays = lengths.count - 1
-      restore(TrainerState(arrays: Array(saved.arrays.prefix(stateArrays)), streams: h.streams))
+      let h = saved.progress
+      restore(saved.state)
       record = PretrainingRecord(
-        best: (h.bestStep, h.bestLoss, saved.arrays[stateArrays]), training: h.training, validation: h.validation,
-        earlierSeconds: h.seconds)
+        best: (h.bestStep, h.bestLoss, saved.best), training: h.training, validation: h.validation, earlierSeconds: h.seconds)
       (recent, first) = (h.recent, h.step + 1)
     }
   }
@@ -247,11 +244,12 @@ func pretrainingLoop<Scalar: BinaryFloatingPoint>(
       extra = note(validationLoss)
       if let checkpoint, checkpoint.due(step: k, lastSave: lastSave) {
         let state = capture()
-        let header = PretrainingProgress(
-          schedule: schedule, step: k, bestStep: record.best.step, bestLoss: record.best.loss, training: record.training,
-          validation: record.validation, recent: recent, streams: state.streams,
-          seconds: record.earlierSeconds + Date().timeIntervalSince(started))
-        try checkpoint.save(Checkpoint(progress: header, arrays: state.arrays + [record.best.values]))
+        try checkpoint.save(
+          state, best: record.best.values,
+          progress: PretrainingProgress(
+            schedule: schedule, step: k, bestStep: record.best.step, bestLoss: record.best.loss, training: record.training,
+            validation: record.validation, recent: recent, streams: state.streams,
+            seconds: record.earlierSeconds + Date().timeIntervalSince(started)))
         lastSave = Date()
       }
     }

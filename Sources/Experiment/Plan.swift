@@ -138,10 +138,11 @@ package struct Plan {
   /// (shortest, assumed, longest) seconds of the downstream runs.
   var downstreamSeconds: (least: Double, assumed: Double, most: Double) {
     runs.reduce((0, 0, 0)) { total, run in
-      (
-        total.0 + seconds(run, steps: Plan.stepsLeft(run.schedule, resumed: run.resumed).least),
-        total.1 + seconds(run, steps: assumedSteps(run)),
-        total.2 + seconds(run, steps: Plan.stepsLeft(run.schedule, resumed: run.resumed).most)
+      let steps = Plan.stepsLeft(run.schedule, resumed: run.resumed)
+      return (
+        total.0 + seconds(run, steps: steps.least),
+        total.1 + seconds(run, steps: steps.assumed),
+        total.2 + seconds(run, steps: steps.most)
       )
     }
   }

@@ -172,11 +172,9 @@ public struct Reproduction {
       for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: 0) {
         guard let r = try? store.load(RunResult.self, stage: runStage(method, budget: d.budget, draw: d.draw)), r.seconds > 0
         else { continue }
-        var linear = false
-        if case .linearProbe = mode { linear = true }
         let run = Plan.Run(
           method: method, budget: d.budget, draw: d.draw, schedule: r.schedule ?? schedule, validationSlices: d.validation.count,
-          linearProbe: linear)
+          linearProbe: mode.isLinearProbe)
         c.add(assumed: plan.seconds(run, steps: r.steps), recorded: r.seconds)
       }
     }
@@ -262,11 +260,9 @@ public struct Reproduction {
       let schedule = config.downstreamSchedule(trainingSlices: d.train.count)
       for (method, mode) in Reproduction.methods(config, budget: d.budget, baselineRate: 0)
       where !finished(runStage(method, budget: d.budget, draw: d.draw)) && !(method == .supervised && d.draw == 1) {
-        var linear = false
-        if case .linearProbe = mode { linear = true }
         runs.append(Plan.Run(
           method: method, budget: d.budget, draw: d.draw, schedule: schedule, validationSlices: d.validation.count,
-          linearProbe: linear, resumed: resumable(runStage(method, budget: d.budget, draw: d.draw))))
+          linearProbe: mode.isLinearProbe, resumed: resumable(runStage(method, budget: d.budget, draw: d.draw))))
       }
       if d.draw == 1 && !finished(runStage(.supervised, budget: d.budget, draw: 1)) {
         // The draw's baseline run is the chosen one of the rate search's trials: one run per untried rate.

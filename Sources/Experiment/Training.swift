@@ -267,6 +267,11 @@ package enum DownstreamMode {
   case linearProbe
   /// Backbone and head, each with its learning rate.
   case fineTune(backboneRate: Double, headRate: Double)
+
+  var isLinearProbe: Bool {
+    if case .linearProbe = self { return true }
+    return false
+  }
 }
 
 /// Why a downstream run stopped.

@@ -147,7 +147,7 @@ extension RunStore {
   /// shared file system, never compute the same stage. A lock left by a process of this host that
   /// is no longer running (an interrupted run) is taken over; any other lock is an error naming it.
   public func withClaim<T>(_ stage: String, _ body: () throws -> T) throws -> T {
-    let lock = directory.appendingPathComponent("stages/\(stage).lock")
+    let lock = RunStore.lockURL(forStageFile: stageURL(stage))
     let host = ProcessInfo.processInfo.hostName
     for attempt in 0..<2 {
       let fd = createExclusively(lock.path)
@@ -171,6 +171,9 @@ extension RunStore {
 }
 
 extension RunStore {
+  /// A stage's lock file, beside its result file: `stages/NAME.lock` for `stages/NAME.json`.
+  public static func lockURL(forStageFile url: URL) -> URL { url.deletingPathExtension().appendingPathExtension("lock") }
+
   /// Who holds the stage lock file at `lock` ("host pid"), or nil when there is no such file or
   /// its holder was a process of this host that is no longer running (an interrupted run, whose
   /// lock the next claim takes over). A lock of another host counts as held: its process cannot be

@@ -86,7 +86,7 @@ enum Jobs {
     let children = Children()
     let stopOnSignals = children.terminateOnSignals()
     defer { stopOnSignals() }
-    func lockFile(_ name: String) -> URL { stageFile(name).deletingPathExtension().appendingPathExtension("lock") }
+    func lockFile(_ name: String) -> URL { RunStore.lockURL(forStageFile: stageFile(name)) }
     let host = ProcessInfo.processInfo.hostName
     var failure: String? = nil
     // The pause between two looks at the folder and the children: 0.2 s after anything changed,
@@ -100,10 +100,7 @@ enum Jobs {
       done += finishedElsewhere.count
       waiting.removeAll { isFinished($0.name) }
       let candidates = waiting.filter { $0.inputs.allSatisfy(isFinished) }
-      held = candidates.compactMap { stage in
-        FileManager.default.fileExists(atPath: lockFile(stage.name).path)
-          ? RunStore.liveHolder(ofLock: lockFile(stage.name)).map { (stage.name, $0) } : nil
-      }
+      held = candidates.compactMap { stage in RunStore.liveHolder(ofLock: lockFile(stage.name)).map { (stage.name, $0) } }
       for stage in held where startTimes[stage.name] == nil { startTimes[stage.name] = Date() }
       if failure == nil {
         let heldHere = held.filter { $0.holder.hasPrefix(host + " ") }.count

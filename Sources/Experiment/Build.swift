@@ -28,19 +28,18 @@ extension RunStore {
     try writeAtomically(Data((Build.fingerprint + "\n").utf8), to: buildURL(name))
   }
 
+  /// The build that computed a finished stage (its `.build` record), "unrecorded" for a stage
+  /// from before builds were recorded.
+  func build(of stage: String) -> String {
+    (try? String(contentsOf: buildURL(stage), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unrecorded"
+  }
+
   /// The builds that computed the finished stages, with how many stages each ("unrecorded" for
   /// stages from before builds were recorded), most stages first.
   public func builds() -> [(build: String, stages: Int)] {
     let folder = directory.appendingPathComponent("stages")
     let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-    var counts: [String: Int] = [:]
-    for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
-      let stage = String(name.dropLast(".json".count))
-      let build = (try? String(contentsOf: buildURL(stage), encoding: .utf8))?
-        .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unrecorded"
-      counts[build, default: 0] += 1
-    }
-    return counts.map { (build: $0.key, stages: $0.value) }.sorted { ($1.stages, $0.build) < ($0.stages, $1.build) }
+    return countBuilds(names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { build(of: String($0.dropLast(".json".count))) })
   }
 
   /// One line for the report: which build computed the stages, and a warning when several did.
@@ -55,4 +54,10 @@ extension RunStore {
         + ". Results are bit-identical only within one build: this run mixes code versions."
     }
   }
+}
+
+/// How many times each build occurs in `builds`, most first (ties by name).
+func countBuilds(_ builds: [String]) -> [(build: String, stages: Int)] {
+  Dictionary(grouping: builds, by: { $0 }).map { (build: $0.key, stages: $0.value.count) }
+    .sorted { ($1.stages, $0.build) < ($0.stages, $1.build) }
 }

@@ -255,9 +255,7 @@ public struct FolderComparison: Codable, Sendable {
     for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
       let stage = String(name.dropLast(".json".count))
       guard isDownstreamRunStage(stage), let result = try store.load(RunResult.self, stage: stage) else { continue }
-      let build = (try? String(contentsOf: store.buildURL(stage), encoding: .utf8))?
-        .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unrecorded"
-      runs[stage] = (result, build)
+      runs[stage] = (result, store.build(of: stage))
     }
     return runs
   }
@@ -283,8 +281,7 @@ public struct FolderComparison: Codable, Sendable {
   }
 
   static func buildCounts(_ builds: [String]) -> [BuildCount] {
-    Dictionary(grouping: builds, by: { $0 }).map { BuildCount(build: $0.key, stages: $0.value.count) }
-      .sorted { ($1.stages, $0.build) < ($0.stages, $1.build) }
+    countBuilds(builds).map { BuildCount(build: $0.build, stages: $0.stages) }
   }
 }
 

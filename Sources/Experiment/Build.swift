@@ -37,9 +37,7 @@ extension RunStore {
   /// The builds that computed the finished stages, with how many stages each ("unrecorded" for
   /// stages from before builds were recorded), most stages first.
   public func builds() -> [(build: String, stages: Int)] {
-    let folder = directory.appendingPathComponent("stages")
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-    return countBuilds(names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { build(of: String($0.dropLast(".json".count))) })
+    countBuilds(finishedStageNames().map(build(of:)))
   }
 
   /// One line for the report: which build computed the stages, and a warning when several did.

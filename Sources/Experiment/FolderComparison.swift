@@ -250,10 +250,8 @@ public struct FolderComparison: Codable, Sendable {
   /// Every finished downstream run stage of a run folder, by stage name, with its build.
   static func finishedRuns(in folder: URL) throws -> [String: (result: RunResult, build: String)] {
     let store = RunStore(directory: folder)
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("stages").path)) ?? []
     var runs: [String: (result: RunResult, build: String)] = [:]
-    for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
-      let stage = String(name.dropLast(".json".count))
+    for stage in store.finishedStageNames() {
       guard isDownstreamRunStage(stage), let result = try store.load(RunResult.self, stage: stage) else { continue }
       runs[stage] = (result, store.build(of: stage))
     }

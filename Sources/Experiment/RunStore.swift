@@ -56,6 +56,13 @@ public struct RunStore: Sendable {
 
   func stageURL(_ name: String) -> URL { directory.appendingPathComponent("stages/\(name).json") }
 
+  /// The names of the finished stages (their result files in `stages/`; none when there is no such
+  /// folder).
+  func finishedStageNames() -> [String] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("stages").path)) ?? []
+    return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { String($0.dropLast(".json".count)) }
+  }
+
   /// A finished stage's result, or nil when it has not finished.
   public func load<T: Codable>(_ type: T.Type, stage name: String) throws -> T? {
     let url = stageURL(name)

@@ -43,7 +43,7 @@ struct PaddedGeometry {
   /// same as in the smallest geometry each algorithm needs.
   static func convolutionInput(height: Int, width: Int) -> PaddedGeometry {
     PaddedGeometry(
-      height: height, width: width, bottomRows: max(1 + height % 2, Winograd4Tiling.bottomRows(height: height)))
+      height: height, width: width, bottomRows: max(WinogradTiling.bottomRows(height: height), Winograd4Tiling.bottomRows(height: height)))
   }
 }
 

@@ -35,6 +35,9 @@ struct WinogradTiling {
   /// windows stay inside the plane when H is odd (columns already reach W + 2).
   let geometry: PaddedGeometry
 
+  /// Zero rows below an image of `height` rows that the 4x4 windows of its last tile row reach.
+  static func bottomRows(height: Int) -> Int { 1 + height % 2 }
+
   /// `geometry`: the input planes' padding, by default the least these tiles need; a larger one
   /// (more zero rows below, `PaddedGeometry.convolutionInput`) reads the same values.
   init(batch: Int, height: Int, width: Int, geometry: PaddedGeometry? = nil) {
@@ -43,9 +46,10 @@ struct WinogradTiling {
     self.width = width
     tilesY = (height + 1) / 2
     tilesX = (width + 1) / 2
-    let g = geometry ?? PaddedGeometry(height: height, width: width, bottomRows: 1 + height % 2)
+    let least = Self.bottomRows(height: height)
+    let g = geometry ?? PaddedGeometry(height: height, width: width, bottomRows: least)
     precondition(
-      g.height == height && g.width == width && g.bottomRows >= 1 + height % 2,
+      g.height == height && g.width == width && g.bottomRows >= least,
       "WinogradTiling: geometry \(g) for \(height) x \(width)")
     self.geometry = g
   }

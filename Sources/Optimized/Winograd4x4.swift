@@ -38,7 +38,7 @@
 ///
 /// `WinogradTiling` with 4 where it has 2. One type with the tile's side stored (2 or 4) was tried
 /// and measured slower: `verify profile --preset cpu --steps-only`'s prediction rows, alternated
-/// with the two-type build in one sitting under load, ran at 100-115 GFLOP/s against 114-180
+/// with the two-type build in one sitting under load, ran at 99-120 GFLOP/s against 114-180
 /// (2026-12-01), the index arithmetic no longer folding the literal sizes. So the two stay apart.
 struct Winograd4Tiling {
   let batch: Int

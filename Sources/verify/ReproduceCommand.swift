@@ -66,7 +66,7 @@ enum ReproduceCommand: VerifyCommand {
                      network's 3x3 convolutions (validation, test prediction, frozen features).
                      Default: the one the run folder was made with, else winograd2x2 (every
                      preset's, the arithmetic of the README's tables); winograd4x4 predicts
-                     1.2-1.4x faster but rounds differently, so the two give different bits.
+                     1.18-1.38x faster but rounds differently, so the two give different bits.
                      Recorded in the identity.
       --lp-cached-features  linear probing on cached features of un-augmented slices (faster;
                      a deviation from the protocol, which augments them; recorded in the run).

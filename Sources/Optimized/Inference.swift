@@ -113,7 +113,10 @@ package struct FoldedConv3x3: Sendable {
 package struct InferenceNetwork: Sendable {
   package let config: ModelConfig
   package let convolutions: InferenceConvolutions
+  /// Workers of the whole call: the images are shared out among them (`forEachBatch`).
   package let workers: Int
+  /// Workers inside one layer: 1 in the copies that run a share of the images, else `workers`.
+  private(set) var layerWorkers: Int
   /// Images per internal batch (inputs with more images are cut into batches of this size).
   package let batchSize: Int
 
@@ -172,6 +175,8 @@ package struct InferenceNetwork: Sendable {
 
   /// Buffers kept across batches; a copy of the network gets its own on first use.
   var workspace = InferenceWorkspace()
+  /// The buffers of each worker's share of the images (`forEachBatch`), kept across calls likewise.
+  var shareWorkspaces: [InferenceWorkspace] = []
 
   /// - Parameters:
   ///   - values: a parameter buffer in `ParameterLayout(config:)` order (running statistics
@@ -203,6 +208,7 @@ package struct InferenceNetwork: Sendable {
     self.config = config
     self.convolutions = convolutions
     self.workers = workers
+    layerWorkers = workers
     self.batchSize = batchSize
     let widths = config.widths
     let depth = config.depth
@@ -261,7 +267,7 @@ package struct InferenceNetwork: Sendable {
         net.backbone(batch, count: count, size: s.h, features: features)
         net.head(features, count: count, size: s.h, into: logits)
         argmaxPlanes(
-          logits, batch: count, classes: classes, plane: plane, into: labelBase + start * plane, workers: net.workers)
+          logits, batch: count, classes: classes, plane: plane, into: labelBase + start * plane, workers: net.layerWorkers)
       }
     }
     return labels
@@ -283,24 +289,64 @@ package struct InferenceNetwork: Sendable {
     return Tensor(shape: outShape, data: result)
   }
 
-  /// Calls `body(self, first image, its pointer, count)` for consecutive batches of at most
-  /// `batchSize` images of `images`, after checking their shape and making the workspace this
+  /// Calls `body(network, first image, its pointer, count)` for consecutive batches of at most
+  /// `batchSize` images of `images`, after checking their shape and making the workspaces this
   /// network's own and laid out for their size.
+  ///
+  /// With several workers and images, the images are cut into one contiguous share per worker
+  /// (`chunkRange`), and each share runs on a worker of its own through a copy of the network
+  /// whose layers run on one worker (`layerWorkers`) with a workspace of its own: no layer waits
+  /// for the slowest worker, and a share's images stay in its own core's caches. Every image is
+  /// computed on its own whatever batch it shares (the class doc), so the results are the same
+  /// bits as one share's. `body` writes only its batch's part of the result.
   mutating func forEachBatch(_ images: Tensor<Float>, _ body: (InferenceNetwork, Int, UnsafePointer<Float>, Int) -> Void) {
     let s = images.shape
     precondition(
       s.c == config.inputChannels && s.h == s.w && s.h % (1 << config.depth) == 0,
       "InferenceNetwork: input \(s), expected (N, \(config.inputChannels), S, S) with S divisible by \(1 << config.depth)")
-    if !isKnownUniquelyReferenced(&workspace) { workspace = InferenceWorkspace() }
-    workspace.layOut(forSize: s.h)
+    let shares = min(workers, s.n)
     let per = s.c * s.h * s.w
+    if shares <= 1 {
+      if !isKnownUniquelyReferenced(&workspace) { workspace = InferenceWorkspace() }
+      workspace.layOut(forSize: s.h)
+      images.data.withUnsafeBufferPointer { Self.batches(self, 0..<s.n, $0.baseAddress!, per: per, body) }
+      return
+    }
+    if shareWorkspaces.count < shares { shareWorkspaces += (shareWorkspaces.count..<shares).map { _ in InferenceWorkspace() } }
+    for w in 0..<shares {
+      if !isKnownUniquelyReferenced(&shareWorkspaces[w]) { shareWorkspaces[w] = InferenceWorkspace() }
+      shareWorkspaces[w].layOut(forSize: s.h)
+    }
+    var single = self
+    single.layerWorkers = 1
+    single.shareWorkspaces = []
+    let network = single, workspaces = shareWorkspaces
     images.data.withUnsafeBufferPointer { buffer in
-      var start = 0
-      while start < s.n {
-        let count = min(batchSize, s.n - start)
-        body(self, start, buffer.baseAddress! + start * per, count)
-        start += count
+      nonisolated(unsafe) let base = buffer.baseAddress!
+      withoutActuallyEscaping(body) { escapable in
+        // Disjoint writes: share w's batches write only their own images' results (`body`), through
+        // a workspace no other share uses.
+        nonisolated(unsafe) let body = escapable
+        parallelFor(shares, workers: shares) { w in
+          var net = network
+          net.workspace = workspaces[w]
+          Self.batches(net, chunkRange(w, of: shares, count: s.n), base, per: per, body)
+        }
       }
+    }
+  }
+
+  /// `body(net, first image, its pointer, count)` for consecutive batches of at most `batchSize`
+  /// of the images `range` (`per` values each) at `base`.
+  private static func batches(
+    _ net: InferenceNetwork, _ range: Range<Int>, _ base: UnsafePointer<Float>, per: Int,
+    _ body: (InferenceNetwork, Int, UnsafePointer<Float>, Int) -> Void
+  ) {
+    var start = range.lowerBound
+    while start < range.upperBound {
+      let count = min(net.batchSize, range.upperBound - start)
+      body(net, start, base + start * per, count)
+      start += count
     }
   }
 
@@ -323,7 +369,7 @@ package struct InferenceNetwork: Sendable {
     }
     // Down the encoder: x is level l's padded input.
     let input = padded(.input, 0, channels: config.inputChannels)
-    padPlanes(images, planes: count * config.inputChannels, geometry: geometry(0), into: input, workers: workers)
+    padPlanes(images, planes: count * config.inputChannels, geometry: geometry(0), into: input, workers: layerWorkers)
     var x = UnsafePointer(input)
     var bottom = UnsafePointer(input)
     for l in 0...depth {
@@ -331,19 +377,19 @@ package struct InferenceNetwork: Sendable {
       let convs = levels[l]
       let c0 = convs[0].outputChannels, c = convs[1].outputChannels
       let first = padded(.level(l), l, channels: c0)
-      convs[0].run(x, geometry: g, batch: count, into: .padded(first, geometry: g, channels: c0), workers: workers)
+      convs[0].run(x, geometry: g, batch: count, into: .padded(first, geometry: g, channels: c0), workers: layerWorkers)
       if l == depth {
         let out = ws.buffer(.bottleneck, count: count * c * h * h)
-        convs[1].run(first, geometry: g, batch: count, into: .plain(out, rows: c, height: h, width: h), workers: workers)
+        convs[1].run(first, geometry: g, batch: count, into: .plain(out, rows: c, height: h, width: h), workers: layerWorkers)
         bottom = UnsafePointer(out)
       } else {
         // The skip connection: the first half of up{depth - l}'s concatenation [skip, upsampled].
         let skip = PlaneLayout.padded(padded(.joined(l), l, channels: 2 * c), geometry: g, channels: 2 * c)
-        convs[1].run(first, geometry: g, batch: count, into: skip, workers: workers)
+        convs[1].run(first, geometry: g, batch: count, into: skip, workers: layerWorkers)
         let pooled = padded(.pooled(l), l + 1, channels: c)
         maxPoolPlanes(
           skip, into: .padded(pooled, geometry: geometry(l + 1), channels: c), batch: count, channels: c, height: h,
-          width: h, workers: workers)
+          width: h, workers: layerWorkers)
         x = UnsafePointer(pooled)
       }
     }
@@ -360,18 +406,18 @@ package struct InferenceNetwork: Sendable {
       up.packed.withUnsafeBufferPointer { a in
         gemmPlanes(
           y, batch: count, depth: channels, pixels: pixels, packed: a.baseAddress!, rows: 4 * c, bias: nil,
-          output: blocks, workers: workers)
+          output: blocks, workers: layerWorkers)
       }
       up.bias.withUnsafeBufferPointer { b in
         depthToSpace(
           blocks, batch: count, channels: c, height: h / 2, width: h / 2, bias: b.baseAddress!,
-          into: .padded(joined, geometry: g, channels: 2 * c, firstChannel: c), workers: workers)
+          into: .padded(joined, geometry: g, channels: 2 * c, firstChannel: c), workers: layerWorkers)
       }
       let c0 = up.convs[0].outputChannels, c1 = up.convs[1].outputChannels
       let first = padded(.up(k), l, channels: c0)
-      up.convs[0].run(joined, geometry: g, batch: count, into: .padded(first, geometry: g, channels: c0), workers: workers)
+      up.convs[0].run(joined, geometry: g, batch: count, into: .padded(first, geometry: g, channels: c0), workers: layerWorkers)
       let out = k == depth ? features : ws.buffer(.upOutput(k), count: count * c1 * h * h)
-      up.convs[1].run(first, geometry: g, batch: count, into: .plain(out, rows: c1, height: h, width: h), workers: workers)
+      up.convs[1].run(first, geometry: g, batch: count, into: .plain(out, rows: c1, height: h, width: h), workers: layerWorkers)
       y = UnsafePointer(out)
       channels = c1
     }
@@ -385,7 +431,7 @@ package struct InferenceNetwork: Sendable {
       headBias.withUnsafeBufferPointer { b in
         gemmPlanes(
           features, batch: count, depth: config.features, pixels: size * size, packed: a.baseAddress!,
-          rows: config.classes, bias: b.baseAddress!, output: out, workers: workers)
+          rows: config.classes, bias: b.baseAddress!, output: out, workers: layerWorkers)
       }
     }
   }

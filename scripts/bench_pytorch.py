@@ -11,8 +11,9 @@ every core, as `verify profile` uses), each the median of several calls after wa
 
 - the pretraining step (docs/PROTOCOL.md section 3): batch 8 slices, two intensity-augmented views
   each, one random affine phi per slice; z = phi · g(f(v)) with g's last 1x1 layer applied to the
-  M = 1000 sampled rows only (after the warp of g's hidden activations), z' = g(f(phi · v')) the
-  same way; the positions drawn among those whose warp source lies inside the image; InfoNCE on the
+  M = 1000 sampled rows only (after the warp of g's hidden activations, itself at those rows only),
+  z' = g(f(phi · v')) the same way; the positions drawn among those whose warp source lies inside
+  the image; InfoNCE on the
   L2-normalised rows (2M x 2M similarities without the diagonal, tau 0.53); backward; Adam
   (lr 4.7e-4) over backbone and projection head. BatchNorm statistics per view;
 - the fine-tuning step (section 4): batch 16, intensity augmentation, backbone (training mode) and
@@ -243,8 +244,20 @@ def bench_torch(torch, p, reps):
         positions = candidates[torch.randperm(candidates.numel())[:POSITIONS]]
         adam.zero_grad(set_to_none=True)
         h = hidden(backbone(v))
-        warped = F.grid_sample(h, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        rows = last(warped.permute(0, 2, 3, 1).reshape(-1, p["hidden"])[positions])
+        # The warp of h at the sampled positions only (as ours, `warpGather`): per image, grid_sample
+        # at its positions' grid points, then the rows put back in the positions' order.
+        image_of = positions // (size * size)
+        grid_rows = grid.reshape(-1, 2)[positions]
+        parts, order = [], []
+        for n in range(PRETRAINING_BATCH):
+            mine = (image_of == n).nonzero().flatten()
+            if mine.numel() == 0:
+                continue
+            sampled = F.grid_sample(h[n:n + 1], grid_rows[mine].view(1, 1, -1, 2), mode="bilinear",
+                                    padding_mode="zeros", align_corners=True)
+            parts.append(sampled[0, :, 0, :].t())
+            order.append(mine)
+        rows = last(torch.cat(parts)[torch.argsort(torch.cat(order))])
         h_prime = hidden(backbone(F.grid_sample(v_prime, grid, mode="bilinear", padding_mode="zeros", align_corners=True)))
         rows_prime = last(h_prime.permute(0, 2, 3, 1).reshape(-1, p["hidden"])[positions])
         loss = info_nce(torch, rows, rows_prime, TEMPERATURE)

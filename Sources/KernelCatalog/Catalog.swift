@@ -9,7 +9,7 @@ import TestSupport
 package let kernelCatalog: [any CatalogKernel] = [
   Conv3x3Kernel(), Conv1x1Kernel(), ConvTranspose2x2Kernel(),
   BatchNormKernel(training: true), BatchNormKernel(training: false),
-  ReLUKernel(), MaxPoolKernel(), ConcatKernel(), WarpKernel(), L2NormalizeKernel(),
+  ReLUKernel(), MaxPoolKernel(), ConcatKernel(), WarpKernel(), WarpGatherKernel(), L2NormalizeKernel(),
   InfoNCEKernel(), BarlowTwinsKernel(), SoftDiceKernel(), AdamKernel(), IntensityAugmentationKernel(),
   GlobalAveragePoolKernel(), ConsistencyLossKernel(), EMAKernel(), SimCLRObjectiveKernel(), NearestNeighbourKernel(),
 ]

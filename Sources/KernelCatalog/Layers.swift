@@ -188,3 +188,46 @@ package struct WarpKernel: CatalogKernel {
   /// Per value: the four bilinear taps, a multiply-add each.
   package func flops(_ s: KernelShape, _ pass: KernelPass) -> Double { 8 * Double(s.shape.count) }
 }
+
+/// The warp at sampled positions (`warpGather`, the pretraining loss's warp of g's hidden
+/// activations) and its adjoint: `other` positions drawn uniformly over the batch's pixels, with
+/// repeats; variant 0 and 2 as `WarpKernel`'s.
+package struct WarpGatherKernel: CatalogKernel {
+  package let name = "warpGather"
+  package let tolerance = Tolerance.float32Kernel
+  package let cases = [
+    KernelShape(1, 1, 9, 13, other: 20), KernelShape(3, 3, 9, 13, other: 200),
+    KernelShape(2, 33, 5, 6, other: 7), KernelShape(4, 5, 16, 16, other: 300, variant: 2),
+  ]
+
+  package init() {}
+
+  package func prepare<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> PreparedKernel {
+    let x = tensor(s.shape, inputs.normal(s.shape.count), for: b)
+    var affines = [Affine2D]()
+    for _ in 0..<s.n {
+      if s.variant == 2 {
+        affines.append(sampleSpatialTransform(rng: &inputs.rng).affine)
+      } else {
+        let angle = inputs.uniform(1, -Double.pi / 2, Double.pi / 2)[0]
+        let zoom = inputs.uniform(1, 0.33, 1.1)[0]
+        let shift = inputs.uniform(2, -0.5, 0.5)
+        affines.append(
+          Affine2D(
+            a: zoom * cos(angle), b: -zoom * sin(angle), tx: shift[0], c: zoom * sin(angle), d: zoom * cos(angle),
+            ty: shift[1]))
+      }
+    }
+    let positions = (0..<s.other).map { _ in inputs.rng.int(below: s.shape.count / s.c) }
+    let dy = tensor(Shape(s.other, s.c, 1, 1), inputs.normal(s.other * s.c), for: b)
+    return PreparedKernel(
+      forward: { [KernelOutput("rows", b.warpGather(input: x, affines: affines, positions: positions))] },
+      backward: {
+        [KernelOutput(
+          "gradInput", b.warpGatherBackward(gradRows: dy, affines: affines, positions: positions, shape: s.shape))]
+      })
+  }
+
+  /// Per sampled value: the four bilinear taps, a multiply-add each.
+  package func flops(_ s: KernelShape, _ pass: KernelPass) -> Double { 8 * Double(s.other * s.c) }
+}

@@ -104,6 +104,14 @@ public struct OptimizedBackend: Backend {
   public func warpBackward(gradOutput: Tensor<Float>, affines: [Affine2D]) -> Tensor<Float> {
     Optimized.warpBackward(gradOutput: gradOutput, affines: affines, workers: workers)
   }
+  public func warpGather(input: Tensor<Float>, affines: [Affine2D], positions: [Int]) -> Tensor<Float> {
+    Optimized.warpGather(input: input, affines: affines, positions: positions, workers: workers)
+  }
+  public func warpGatherBackward(gradRows: Tensor<Float>, affines: [Affine2D], positions: [Int], shape: Shape)
+    -> Tensor<Float>
+  {
+    Optimized.warpGatherBackward(gradRows: gradRows, affines: affines, positions: positions, shape: shape, workers: workers)
+  }
 
   public func augmentIntensity(batch: Tensor<Float>, parameters: [IntensityParameters]) -> Tensor<Float> {
     Optimized.augmentIntensity(batch: batch, parameters: parameters, workers: workers)

@@ -133,3 +133,106 @@ public func warpBackward(gradOutput: Tensor<Float>, affines: [Affine2D], workers
   }
   return Tensor(shape: s, data: data)
 }
+
+// MARK: - The warp at sampled positions
+
+/// Optimized twin of `Backend.warpGather`: `gatherPixels(warpForward(input, affines), positions)`
+/// computed at the M positions only, bit for bit the same (each row is `warpForward`'s pixel: the
+/// same taps, a skipped corner adding 0 · 0, the four products added to 0 in the same order).
+/// input: (N, C, H, W); positions: flat n·H·W + y·W + x. Returns (M, C, 1, 1). Parallel over
+/// fixed blocks of positions, each writing its own rows.
+public func warpGather(input: Tensor<Float>, affines: [Affine2D], positions: [Int], workers: Int) -> Tensor<Float> {
+  checkWorkers(workers)
+  let s = input.shape
+  precondition(affines.count == s.n, "warpGather: \(affines.count) affines for batch \(s.n)")
+  let plane = s.h * s.w
+  precondition(positions.allSatisfy { $0 >= 0 && $0 < s.n * plane }, "warpGather: a position outside \(s)")
+  let maps = affines.map { PixelAffine($0, height: s.h, width: s.w) }
+  let channels = s.c
+  let blocks = (positions.count + 63) / 64
+  let data = makeArray(positions.count * channels) { out in
+    input.data.withUnsafeBufferPointer { xBuffer in
+      positions.withUnsafeBufferPointer { pBuffer in
+        // Disjoint writes: block b writes rows 64b ..< 64(b + 1) only.
+        nonisolated(unsafe) let x = xBuffer.baseAddress!, sampled = pBuffer.baseAddress!
+        nonisolated(unsafe) let rows = out
+        parallelFor(blocks, workers: workers) { block in
+          for m in (64 * block)..<min(positions.count, 64 * block + 64) {
+            let p = sampled[m]
+            let n = p / plane, i = p % plane
+            let t = warpTaps(maps[n], height: s.h, width: s.w, y: i / s.w, x: i % s.w)
+            for c in 0..<channels {
+              let source = x + (n * channels + c) * plane
+              /// `warpForward`'s padded plane: the slot one past the plane holds 0.
+              @inline(__always) func value(_ o: Int32) -> Float { Int(o) == plane ? 0 : source[Int(o)] }
+              var sum: Float = 0
+              sum += t.w0 * value(t.o0)
+              sum += t.w1 * value(t.o1)
+              sum += t.w2 * value(t.o2)
+              sum += t.w3 * value(t.o3)
+              rows[m * channels + c] = sum
+            }
+          }
+        }
+      }
+    }
+  }
+  return Tensor(shape: Shape(positions.count, channels, 1, 1), data: data)
+}
+
+/// Optimized twin of `Backend.warpGatherBackward`: `warpBackward(scatterPixels(gradRows,
+/// positions, shape), affines)` without the mostly-zero (N, C, H, W) gradient in between, bit for
+/// bit the same: for each plane the sampled pixels are visited in pixel order (the order
+/// `warpBackward` meets them), rows landing on the same pixel are first added to 0 in row order (as
+/// `scatterPixels` adds them), and a zero sum is skipped (as `warpBackward` skips it). Returns
+/// (N, C, H, W). Parallel over (image, channel) planes, each owned by one iteration.
+public func warpGatherBackward(
+  gradRows: Tensor<Float>, affines: [Affine2D], positions: [Int], shape s: Shape, workers: Int
+) -> Tensor<Float> {
+  checkWorkers(workers)
+  precondition(affines.count == s.n, "warpGatherBackward: \(affines.count) affines for batch \(s.n)")
+  gradRows.checkShape(Shape(positions.count, s.c, 1, 1), "warpGatherBackward gradRows")
+  let plane = s.h * s.w
+  precondition(positions.allSatisfy { $0 >= 0 && $0 < s.n * plane }, "warpGatherBackward: a position outside \(s)")
+  // The sampled pixels of each image in pixel order, each with its taps and the rows landing on it.
+  let order = positions.indices.sorted { (positions[$0], $0) < (positions[$1], $1) }
+  var pixels = [[(taps: WarpTaps, rows: [Int])]](repeating: [], count: s.n)
+  var previous = -1
+  for m in order {
+    let p = positions[m]
+    let n = p / plane, i = p % plane
+    if p == previous {
+      pixels[n][pixels[n].count - 1].rows.append(m)
+    } else {
+      let map = PixelAffine(affines[n], height: s.h, width: s.w)
+      pixels[n].append((warpTaps(map, height: s.h, width: s.w, y: i / s.w, x: i % s.w), [m]))
+    }
+    previous = p
+  }
+  let channels = s.c
+  let data = makeArray(s.count) { out in
+    gradRows.data.withUnsafeBufferPointer { gBuffer in
+      // Disjoint writes: plane (n, c) of the input gradient belongs to iteration n * C + c.
+      nonisolated(unsafe) let g = gBuffer.baseAddress!
+      nonisolated(unsafe) let dx = out
+      let sampled = pixels
+      parallelFor(s.n * channels, workers: workers) { p in
+        let n = p / channels, c = p % channels
+        withScratch(plane + 1) { target in
+          target.update(repeating: 0, count: plane + 1)
+          for (t, rows) in sampled[n] {
+            var v: Float = 0
+            for m in rows { v += g[m * channels + c] }
+            if v == 0 { continue }
+            target[Int(t.o0)] += t.w0 * v
+            target[Int(t.o1)] += t.w1 * v
+            target[Int(t.o2)] += t.w2 * v
+            target[Int(t.o3)] += t.w3 * v
+          }
+          (dx + p * plane).update(from: target, count: plane)
+        }
+      }
+    }
+  }
+  return Tensor(shape: s, data: data)
+}

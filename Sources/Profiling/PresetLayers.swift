@@ -85,11 +85,12 @@ extension ProfileProbe {
       }
     }
     for pass in [KernelPass.forward, .backward] {
-      let c = config.projectionHidden  // the warp moves g's hidden activations
+      // The warp moves g's hidden activations, at the M sampled positions only (`warpGather`).
+      let c = config.projectionHidden, m = InfoNCEConstants.sampledPositions
       // Variant 2: the protocol's own transforms.
       probes.append(ProfileProbe(
-        WarpKernel(), pass, KernelShape(n, c, size, size, variant: 2), name: "warp \(passName(pass)) proj hidden",
-        shape: shape(c, size)))
+        WarpGatherKernel(), pass, KernelShape(n, c, size, size, other: m, variant: 2),
+        name: "warpGather \(passName(pass)) proj hidden", shape: shape(c, size) + " at \(m)"))
     }
     // Losses on the M sampled positions, and Adam over every parameter: their time does not scale
     // with the batch.

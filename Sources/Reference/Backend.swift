@@ -73,6 +73,13 @@ public protocol Backend: Sendable {
   func warpForward(input: Tensor<Scalar>, affines: [Affine2D]) -> Tensor<Scalar>
   /// Gradient with respect to the warped tensor (the adjoint of the warp).
   func warpBackward(gradOutput: Tensor<Scalar>, affines: [Affine2D]) -> Tensor<Scalar>
+  /// The warped tensor's rows at `positions` only: `gatherPixels(warpForward(input, affines),
+  /// positions)`, which the extension below computes as written. input: (N, C, H, W); positions: M
+  /// flat positions n·H·W + y·W + x; returns (M, C, 1, 1).
+  func warpGather(input: Tensor<Scalar>, affines: [Affine2D], positions: [Int]) -> Tensor<Scalar>
+  /// Its adjoint: `warpBackward(scatterPixels(gradRows, positions, shape), affines)`, (N, C, H, W).
+  func warpGatherBackward(gradRows: Tensor<Scalar>, affines: [Affine2D], positions: [Int], shape: Shape)
+    -> Tensor<Scalar>
 
   // MARK: - Intensity augmentation
 
@@ -152,4 +159,19 @@ public struct AdamHyperparameters: Hashable, Sendable, Codable {
 public enum BatchNormConstants {
   public static let epsilon = 1e-5
   public static let momentum = 0.1
+}
+
+extension Backend {
+  /// The definition: warp every pixel, then keep the rows at `positions`. A backend may compute the
+  /// M rows alone (`OptimizedBackend` does, bit for bit the same).
+  public func warpGather(input: Tensor<Scalar>, affines: [Affine2D], positions: [Int]) -> Tensor<Scalar> {
+    gatherPixels(tensor: warpForward(input: input, affines: affines), positions: positions)
+  }
+
+  /// The definition: put the rows back at `positions` in a zero tensor of `shape`, then warp back.
+  public func warpGatherBackward(gradRows: Tensor<Scalar>, affines: [Affine2D], positions: [Int], shape: Shape)
+    -> Tensor<Scalar>
+  {
+    warpBackward(gradOutput: scatterPixels(rows: gradRows, positions: positions, shape: shape), affines: affines)
+  }
 }

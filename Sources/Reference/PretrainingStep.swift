@@ -73,11 +73,11 @@ extension Pix2RepNetwork {
   ) -> (loss: Double, gradients: [Scalar]?) {
     let valid = validityMask(affines: batch.affines, height: batch.view.shape.h, width: batch.view.shape.w)
     precondition(batch.positions.allSatisfy { valid[$0] }, "pretrainingLoss: a position whose source lies outside the image")
-    // First view: network up to g's hidden activations, warp, then g's last layer on the rows.
+    // First view: network up to g's hidden activations, their warp at the batch's positions (the
+    // rows of warp-then-gather, `Backend.warpGather`), then g's last layer on the rows.
     let tape = backboneForward(batch.view, training: training)
     let hidden = projectionHiddenForward(tape.output, training: training)
-    let warpedHidden = backend.warpForward(input: hidden.relu, affines: batch.affines)
-    let hiddenRows = gatherPixels(tensor: warpedHidden, positions: batch.positions)
+    let hiddenRows = backend.warpGather(input: hidden.relu, affines: batch.affines, positions: batch.positions)
     let rows = projectionOutputRows(hiddenRows)
     // Second view: warp, then network.
     let warpedView = backend.warpForward(input: batch.otherView, affines: batch.affines)
@@ -107,8 +107,8 @@ extension Pix2RepNetwork {
 
     var gradients = zeroGradients()
     let gradHiddenRows = projectionOutputRowsBackward(rows: hiddenRows, gradOutput: gradRows, gradients: &gradients)
-    let gradWarpedHidden = scatterPixels(rows: gradHiddenRows, positions: batch.positions, shape: warpedHidden.shape)
-    let gradHidden = backend.warpBackward(gradOutput: gradWarpedHidden, affines: batch.affines)
+    let gradHidden = backend.warpGatherBackward(
+      gradRows: gradHiddenRows, affines: batch.affines, positions: batch.positions, shape: hidden.relu.shape)
     let gradFeatures = projectionHiddenBackward(hidden, gradRelu: gradHidden, gradients: &gradients)
     backboneBackward(tape, gradOutput: gradFeatures, gradients: &gradients)
     let gradOtherHiddenRows = projectionOutputRowsBackward(rows: otherHiddenRows, gradOutput: gradOtherRows, gradients: &gradients)

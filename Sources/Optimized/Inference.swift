@@ -296,9 +296,11 @@ package struct InferenceNetwork: Sendable {
   /// With several workers and images, the images are cut into one contiguous share per worker
   /// (`chunkRange`), and each share runs on a worker of its own through a copy of the network
   /// whose layers run on one worker (`layerWorkers`) with a workspace of its own: no layer waits
-  /// for the slowest worker, and a share's images stay in its own core's caches. Every image is
-  /// computed on its own whatever batch it shares (the class doc), so the results are the same
-  /// bits as one share's. `body` writes only its batch's part of the result.
+  /// for the slowest worker, and a share's images stay in its own core's caches. A share runs
+  /// batches of `batchSize / shares` images (at least 1), so the shares' buffers together are no
+  /// larger than one batch of `batchSize` (or of `shares` images, when that is more). Every image is computed on its own whatever batch it
+  /// shares (the class doc), so the results are the same bits as one share's. `body` writes only its
+  /// batch's part of the result.
   mutating func forEachBatch(_ images: Tensor<Float>, _ body: (InferenceNetwork, Int, UnsafePointer<Float>, Int) -> Void) {
     let s = images.shape
     precondition(
@@ -309,7 +311,9 @@ package struct InferenceNetwork: Sendable {
     if shares <= 1 {
       if !isKnownUniquelyReferenced(&workspace) { workspace = InferenceWorkspace() }
       workspace.layOut(forSize: s.h)
-      images.data.withUnsafeBufferPointer { Self.batches(self, 0..<s.n, $0.baseAddress!, per: per, body) }
+      images.data.withUnsafeBufferPointer {
+        Self.batches(self, 0..<s.n, $0.baseAddress!, per: per, batchSize: batchSize, body)
+      }
       return
     }
     if shareWorkspaces.count < shares { shareWorkspaces += (shareWorkspaces.count..<shares).map { _ in InferenceWorkspace() } }
@@ -320,7 +324,7 @@ package struct InferenceNetwork: Sendable {
     var single = self
     single.layerWorkers = 1
     single.shareWorkspaces = []
-    let network = single, workspaces = shareWorkspaces
+    let network = single, workspaces = shareWorkspaces, shareBatch = max(1, batchSize / shares)
     images.data.withUnsafeBufferPointer { buffer in
       nonisolated(unsafe) let base = buffer.baseAddress!
       withoutActuallyEscaping(body) { escapable in
@@ -330,7 +334,7 @@ package struct InferenceNetwork: Sendable {
         parallelFor(shares, workers: shares) { w in
           var net = network
           net.workspace = workspaces[w]
-          Self.batches(net, chunkRange(w, of: shares, count: s.n), base, per: per, body)
+          Self.batches(net, chunkRange(w, of: shares, count: s.n), base, per: per, batchSize: shareBatch, body)
         }
       }
     }
@@ -339,12 +343,12 @@ package struct InferenceNetwork: Sendable {
   /// `body(net, first image, its pointer, count)` for consecutive batches of at most `batchSize`
   /// of the images `range` (`per` values each) at `base`.
   private static func batches(
-    _ net: InferenceNetwork, _ range: Range<Int>, _ base: UnsafePointer<Float>, per: Int,
+    _ net: InferenceNetwork, _ range: Range<Int>, _ base: UnsafePointer<Float>, per: Int, batchSize: Int,
     _ body: (InferenceNetwork, Int, UnsafePointer<Float>, Int) -> Void
   ) {
     var start = range.lowerBound
     while start < range.upperBound {
-      let count = min(net.batchSize, range.upperBound - start)
+      let count = min(batchSize, range.upperBound - start)
       body(net, start, base + start * per, count)
       start += count
     }

@@ -161,6 +161,18 @@ package struct WarpKernel: CatalogKernel {
 
   package func prepare<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> PreparedKernel {
     let x = tensor(s.shape, inputs.normal(s.shape.count), for: b)
+    let affines = Self.affines(s, &inputs)
+    let dy = tensor(s.shape, inputs.normal(s.shape.count), for: b)
+    return PreparedKernel(
+      forward: { [KernelOutput("forward", b.warpForward(input: x, affines: affines))] },
+      backward: { [KernelOutput("gradInput", b.warpBackward(gradOutput: dy, affines: affines))] })
+  }
+
+  /// Per value: the four bilinear taps, a multiply-add each.
+  package func flops(_ s: KernelShape, _ pass: KernelPass) -> Double { 8 * Double(s.shape.count) }
+
+  /// One transform per image of `s`, drawn as the variant says (the type's doc).
+  static func affines(_ s: KernelShape, _ inputs: inout SeededInputs) -> [Affine2D] {
     var affines = [Affine2D]()
     for i in 0..<s.n {
       switch s.variant {
@@ -179,19 +191,13 @@ package struct WarpKernel: CatalogKernel {
             ty: shift[1]))
       }
     }
-    let dy = tensor(s.shape, inputs.normal(s.shape.count), for: b)
-    return PreparedKernel(
-      forward: { [KernelOutput("forward", b.warpForward(input: x, affines: affines))] },
-      backward: { [KernelOutput("gradInput", b.warpBackward(gradOutput: dy, affines: affines))] })
+    return affines
   }
-
-  /// Per value: the four bilinear taps, a multiply-add each.
-  package func flops(_ s: KernelShape, _ pass: KernelPass) -> Double { 8 * Double(s.shape.count) }
 }
 
 /// The warp at sampled positions (`warpGather`, the pretraining loss's warp of g's hidden
 /// activations) and its adjoint: `other` positions drawn uniformly over the batch's pixels, with
-/// repeats; variant 0 and 2 as `WarpKernel`'s.
+/// repeats; the transforms' variants as `WarpKernel`'s.
 package struct WarpGatherKernel: CatalogKernel {
   package let name = "warpGather"
   package let tolerance = Tolerance.float32Kernel
@@ -204,20 +210,7 @@ package struct WarpGatherKernel: CatalogKernel {
 
   package func prepare<B: Backend>(_ b: B, _ s: KernelShape, _ inputs: inout SeededInputs) -> PreparedKernel {
     let x = tensor(s.shape, inputs.normal(s.shape.count), for: b)
-    var affines = [Affine2D]()
-    for _ in 0..<s.n {
-      if s.variant == 2 {
-        affines.append(sampleSpatialTransform(rng: &inputs.rng).affine)
-      } else {
-        let angle = inputs.uniform(1, -Double.pi / 2, Double.pi / 2)[0]
-        let zoom = inputs.uniform(1, 0.33, 1.1)[0]
-        let shift = inputs.uniform(2, -0.5, 0.5)
-        affines.append(
-          Affine2D(
-            a: zoom * cos(angle), b: -zoom * sin(angle), tx: shift[0], c: zoom * sin(angle), d: zoom * cos(angle),
-            ty: shift[1]))
-      }
-    }
+    let affines = WarpKernel.affines(s, &inputs)
     let positions = (0..<s.other).map { _ in inputs.rng.int(below: s.shape.count / s.c) }
     let dy = tensor(Shape(s.other, s.c, 1, 1), inputs.normal(s.other * s.c), for: b)
     return PreparedKernel(

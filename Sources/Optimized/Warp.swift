@@ -91,6 +91,16 @@ public func warpForward(input: Tensor<Float>, affines: [Affine2D], workers: Int)
   return Tensor(shape: s, data: data)
 }
 
+/// Adds gradient v onto the four corners of `t` (a skipped corner onto the discarded slot), in the
+/// reference's corner order.
+@inline(__always)
+func scatter(_ v: Float, _ t: WarpTaps, into target: UnsafeMutablePointer<Float>) {
+  target[Int(t.o0)] += t.w0 * v
+  target[Int(t.o1)] += t.w1 * v
+  target[Int(t.o2)] += t.w2 * v
+  target[Int(t.o3)] += t.w3 * v
+}
+
 /// Optimized twin of `Reference.warpBackward`: the adjoint of `warpForward`, scattering each output
 /// gradient onto its four corners. gradOutput: (N, C, H, W). Returns (N, C, H, W).
 ///
@@ -119,11 +129,7 @@ public func warpBackward(gradOutput: Tensor<Float>, affines: [Affine2D], workers
               // A zero gradient adds exact zeros: skip it (the loss gradient reaches the warp only
               // at the sampled positions, so most pixels are zero).
               if v == 0 { continue }
-              let t = imageTaps[i]
-              target[Int(t.o0)] += t.w0 * v
-              target[Int(t.o1)] += t.w1 * v
-              target[Int(t.o2)] += t.w2 * v
-              target[Int(t.o3)] += t.w3 * v
+              scatter(v, imageTaps[i], into: target)
             }
             (dx + p * plane).update(from: target, count: plane)
           }
@@ -224,10 +230,7 @@ public func warpGatherBackward(
             var v: Float = 0
             for m in rows { v += g[m * channels + c] }
             if v == 0 { continue }
-            target[Int(t.o0)] += t.w0 * v
-            target[Int(t.o1)] += t.w1 * v
-            target[Int(t.o2)] += t.w2 * v
-            target[Int(t.o3)] += t.w3 * v
+            scatter(v, t, into: target)
           }
           (dx + p * plane).update(from: target, count: plane)
         }

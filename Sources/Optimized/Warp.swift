@@ -202,6 +202,7 @@ public func warpGatherBackward(
   precondition(positions.allSatisfy { $0 >= 0 && $0 < s.n * plane }, "warpGatherBackward: a position outside \(s)")
   // The sampled pixels of each image in pixel order, each with its taps and the rows landing on it.
   let order = positions.indices.sorted { (positions[$0], $0) < (positions[$1], $1) }
+  let maps = affines.map { PixelAffine($0, height: s.h, width: s.w) }
   var pixels = [[(taps: WarpTaps, rows: [Int])]](repeating: [], count: s.n)
   var previous = -1
   for m in order {
@@ -210,8 +211,7 @@ public func warpGatherBackward(
     if p == previous {
       pixels[n][pixels[n].count - 1].rows.append(m)
     } else {
-      let map = PixelAffine(affines[n], height: s.h, width: s.w)
-      pixels[n].append((warpTaps(map, height: s.h, width: s.w, y: i / s.w, x: i % s.w), [m]))
+      pixels[n].append((warpTaps(maps[n], height: s.h, width: s.w, y: i / s.w, x: i % s.w), [m]))
     }
     previous = p
   }

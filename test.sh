@@ -2,8 +2,8 @@
 # The test command of the README: every test target in a release build (the numeric tests are
 # 10-200x slower in debug builds), after an end-to-end `verify reproduce --preset smoke` that must
 # write all three result files, the same run as separate stage processes, with --jobs 2 (also
-# beside a stage another process holds, and stopped and resumed), and `verify ablate
-# --preset smoke`.
+# beside a stage another process holds, and stopped and resumed; with --stop-after 0; carried to
+# another folder by scripts/carry_run.sh), and `verify ablate --preset smoke`.
 set -euo pipefail
 cd "$(dirname "$0")"
 swift build -c release --product verify
@@ -60,6 +60,33 @@ jobs_run=.build/ci-smoke-jobs
   { tail -n 20 "$jobs_run.log" >&2; exit 1; }
 cmp "$smoke_run/results.csv" "$jobs_run/results.csv"
 echo "test.sh: verify reproduce --jobs 2 gave the same results.csv"
+
+# --stop-after 0: every stage's estimate ends past the deadline, so none starts; the command says
+# so, exits 0 and writes no table (the folder resumes).
+stop_run=.build/ci-smoke-stop
+"$verify" reproduce --preset smoke --run "$stop_run" --fresh --jobs 2 --stop-after 0 > "$stop_run.log" 2>&1 ||
+  { tail -n 20 "$stop_run.log" >&2; exit 1; }
+grep -q "^--stop-after: .* stage(s) left for a later run" "$stop_run.log"
+if compgen -G "$stop_run/stages/*.json" > /dev/null || [ -e "$stop_run/results.csv" ]; then
+  echo "test.sh: --stop-after 0 computed a stage or wrote a table (log: $stop_run.log)" >&2
+  exit 1
+fi
+echo "test.sh: --stop-after 0 started no stage and wrote no table"
+
+# A run folder carried to another place by scripts/carry_run.sh (what moves a run between machines
+# that share only a git repository): the plain command assembles the same results.csv from the
+# carried stages and trains nothing.
+carried=.build/ci-smoke-carried
+rm -rf "$carried" "$carried.record"
+scripts/carry_run.sh save "$jobs_run" "$carried.record" > /dev/null
+scripts/carry_run.sh restore "$carried.record" "$carried" > /dev/null
+"$verify" reproduce --preset smoke --run "$carried" > "$carried.log" 2>&1 || { tail -n 20 "$carried.log" >&2; exit 1; }
+if grep -q "step/s" "$carried.log"; then
+  echo "test.sh: the carried run folder trained again (log: $carried.log)" >&2
+  exit 1
+fi
+cmp "$smoke_run/results.csv" "$carried/results.csv"
+echo "test.sh: a run folder carried by scripts/carry_run.sh gave the same results.csv without training"
 
 # --jobs 2 beside another live process that holds a stage (a sleep standing in for a --stage
 # process; its lock names this host and its pid): the parent leaves the stage alone until its holder

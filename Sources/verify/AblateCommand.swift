@@ -13,14 +13,14 @@ enum AblateCommand: VerifyCommand {
     OptionSpec("run", value: true), OptionSpec("fresh", value: false), OptionSpec("workers", value: true),
     OptionSpec("factors", value: true), OptionSpec("values", value: true), OptionSpec("list-stages", value: false),
     OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("reuse", value: true),
-    OptionSpec("inference-convolutions", value: true),
+    OptionSpec("inference-convolutions", value: true), OptionSpec("stop-after", value: true),
     OptionSpec("partial", value: false), OptionSpec("yes", value: false),
   ]
   static let help = """
     usage: verify ablate [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                          [--workers N] [--factors LIST] [--values FACTOR=LIST[;FACTOR=LIST...]]
                          [--list-stages] [--stage NAME] [--jobs N] [--reuse DIR] [--partial] [--yes]
-                         [--inference-convolutions winograd2x2|winograd4x4]
+                         [--inference-convolutions winograd2x2|winograd4x4] [--stop-after MINUTES]
 
     Varies one factor of the InfoNCE (Pix2Rep) pretraining at a time, the others at the preset's
     values, and measures each backbone by linear probing, fine-tuning and in-context segmentation
@@ -58,6 +58,9 @@ enum AblateCommand: VerifyCommand {
       --stage NAME   compute only that stage (KEY/STAGE, as --list-stages prints it).
       --jobs N       compute the stages in up to N child processes at a time, as verify reproduce
                      does (default: 2 for the cpu preset on 2 or more workers, else 1).
+      --stop-after MINUTES
+                     with --jobs: start no stage expected to end later than MINUTES from now,
+                     as verify reproduce does, and stop without the tables.
       --reuse DIR    copy the preset's InfoNCE pretraining, its LP and FT runs at budgets 1 and 5,
                      its in-context runs and equivariance figures from the verify reproduce run
                      folder DIR (same preset, seed and data; refused otherwise).
@@ -80,6 +83,7 @@ enum AblateCommand: VerifyCommand {
     if options.string("stage") != nil && (options.string("jobs") != nil && jobs > 1 || options.flag("fresh")) {
       throw VerifyError("--stage computes one stage; it does not go with --jobs or --fresh", exitCode: 64)
     }
+    let deadline = try options.stopAfter(jobs: jobs)
     if options.flag("list-stages") {
       for stage in grid.stages() {
         say("\(stage.level) \(stage.name)\(stage.inputs.isEmpty ? "" : " " + stage.inputs.joined(separator: ","))")
@@ -118,12 +122,13 @@ enum AblateCommand: VerifyCommand {
       return
     }
     if jobs > 1 {
-      try Jobs.run(
+      let finished = try Jobs.run(
         stages: ablation.stages(), stageSeconds: stageSeconds, calibration: calibration, jobs: jobs,
-        arguments: Jobs.childArguments(
+        deadline: deadline, arguments: Jobs.childArguments(
           name, options, values: ["data", "preset", "seed", "factors", "values", "inference-convolutions"], flags: [], runDirectory: runDirectory,
           workers: max(1, workers / jobs)),
         runDirectory: runDirectory, stageFile: ablation.stageFile)
+      guard finished else { return }
     }
     let report = try ablation.run(estimate: estimate, earlierSeconds: Date().timeIntervalSince(started))
     try report.write(to: runDirectory)

@@ -97,6 +97,17 @@ struct Options {
     return parsed
   }
 
+  /// `--stop-after MINUTES` as the time by which `Jobs.run` starts no stage it expects to end
+  /// later, or nil without the option. It schedules child processes: with one job there are none.
+  func stopAfter(jobs: Int) throws -> Date? {
+    guard values["stop-after"] != nil else { return nil }
+    let minutes = try double("stop-after", default: 0, range: 0...10_000_000)
+    if jobs < 2 || values["stage"] != nil {
+      throw VerifyError("--stop-after schedules the stages of --jobs 2 or more; it does not go with one job or --stage", exitCode: 64)
+    }
+    return Date().addingTimeInterval(minutes * 60)
+  }
+
   func uint64(_ name: String, default value: UInt64) throws -> UInt64 {
     guard let text = values[name] else { return value }
     guard let parsed = UInt64(text) else {

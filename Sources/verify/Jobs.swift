@@ -35,10 +35,19 @@ enum Jobs {
   /// process, a Slurm task, an earlier parent's child) is not started again: its dependents wait
   /// for its result, one held by a process of this machine takes one of the `jobs` places (it uses
   /// the cores), and if its holder stops without finishing it, it is started here.
+  ///
+  /// With a `deadline` (`--stop-after`, for a machine or a job slot that ends at a known time), a
+  /// stage starts only if its estimated wall seconds (its assumed seconds times the scale of the time
+  /// left, below) end before the deadline, so that a stage cut off by the machine's end does not
+  /// throw its work away; once nothing runs and nothing ready fits, the parent returns false (the
+  /// folder resumes the stages left), and true when every stage has finished. The estimate of a
+  /// downstream run is rough (it stops by patience at a step no one knows in advance): a stage can
+  /// still overrun.
+  @discardableResult
   static func run(
     stages: [Reproduction.Stage], stageSeconds: [String: Double], calibration: StageCalibration? = nil, jobs: Int,
-    arguments: [String], runDirectory: URL, stageFile: (String) -> URL
-  ) throws {
+    deadline: Date? = nil, arguments: [String], runDirectory: URL, stageFile: (String) -> URL
+  ) throws -> Bool {
     let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
     func isFinished(_ name: String) -> Bool { FileManager.default.fileExists(atPath: stageFile(name).path) }
     var waiting = stages.filter { !isFinished($0.name) }
@@ -71,10 +80,13 @@ enum Jobs {
     // Stages other processes hold (see above), with their holders; they count as running, from
     // when this process first saw them.
     var held: [(name: String, holder: String)] = []
-    func secondsLeft() -> Double {
-      let scale = assumedDone > 0
+    func scale() -> Double {
+      assumedDone > 0
         ? measuredDone / assumedDone
         : calibration.map { $0.recordedSeconds / $0.assumedSeconds } ?? Double(jobs)
+    }
+    func secondsLeft() -> Double {
+      let scale = scale()
       let inProgress = running.map(\.name) + held.map(\.name)
       let waitingSeconds = waiting.filter { !inProgress.contains($0.name) }.reduce(0) { $0 + (stageSeconds[$1.name] ?? 0) } * scale
       let runningSeconds = inProgress.reduce(0) { total, name in
@@ -93,6 +105,8 @@ enum Jobs {
     // growing to 2 s while nothing does (the scans cost the parent about 3% of a core at 0.2 s
     // over a 200-stage plan, for hours).
     var pause = 0.2
+    // Ready stages not started because they would end after the deadline.
+    var deferred: [String] = []
     while !waiting.isEmpty || !running.isEmpty {
       // Stages finished by other processes.
       let finishedElsewhere = waiting.filter { isFinished($0.name) }
@@ -104,8 +118,22 @@ enum Jobs {
       for stage in held where startTimes[stage.name] == nil { startTimes[stage.name] = Date() }
       if failure == nil {
         let heldHere = held.filter { $0.holder.hasPrefix(host + " ") }.count
-        let ready = candidates.filter { stage in !held.contains { $0.name == stage.name } }
+        var ready = candidates.filter { stage in !held.contains { $0.name == stage.name } }
           .sorted { (chain[$0.name] ?? 0, $1.name) > (chain[$1.name] ?? 0, $0.name) }
+        if let deadline {
+          let now = Date()
+          let fits = ready.filter { now.addingTimeInterval((stageSeconds[$0.name] ?? 0) * scale()) <= deadline }
+          deferred = ready.filter { stage in !fits.contains { $0.name == stage.name } }.map(\.name)
+          ready = fits
+          if running.isEmpty && held.isEmpty && ready.isEmpty && !deferred.isEmpty {
+            // Nothing runs and nothing ready fits; the stages waiting for these cannot start either.
+            progress.finish()
+            say(
+              "--stop-after: \(waiting.count) stage(s) left for a later run (the next, \(deferred[0]), would take about "
+                + "\(formatDuration((stageSeconds[deferred[0]] ?? 0) * scale())), past the deadline); the run folder resumes them")
+            return false
+          }
+        }
         for stage in ready.prefix(max(0, jobs - running.count - heldHere)) {
           let process = Process()
           process.executableURL = executable
@@ -120,7 +148,7 @@ enum Jobs {
           waiting.removeAll { $0.name == stage.name }
           changed = true
         }
-        if running.isEmpty && held.isEmpty, let stuck = waiting.first {
+        if running.isEmpty && held.isEmpty && deferred.isEmpty, let stuck = waiting.first {
           failure = "stage \(stuck.name) waits for \(stuck.inputs.filter { !isFinished($0) }.joined(separator: ", ")), which no job computes"
         }
       } else {
@@ -155,6 +183,7 @@ enum Jobs {
     }
     if let failure { throw VerifyError(failure) }
     progress.finish()
+    return true
   }
 
   /// The latest progress line a child wrote to its standard error file (its step, loss, epoch and

@@ -16,14 +16,14 @@ enum ReproduceCommand: VerifyCommand {
     OptionSpec("lp-cached-features", value: false), OptionSpec("list-stages", value: false),
     OptionSpec("stage", value: true), OptionSpec("jobs", value: true), OptionSpec("partial", value: false),
     OptionSpec("max-epochs", value: true), OptionSpec("pretraining-steps", value: true), OptionSpec("reuse", value: true),
-    OptionSpec("inference-convolutions", value: true),
+    OptionSpec("inference-convolutions", value: true), OptionSpec("stop-after", value: true),
   ]
   static let help = """
     usage: verify reproduce [--data DIR] [--preset smoke|cpu|paper] [--seed N] [--run DIR] [--fresh]
                             [--workers N] [--require-reproduced] [--yes] [--init FILE] [--save-predictions]
                             [--lp-cached-features] [--list-stages] [--stage NAME] [--jobs N]
                             [--partial] [--max-epochs N] [--pretraining-steps N] [--reuse DIR]
-                            [--inference-convolutions winograd2x2|winograd4x4]
+                            [--inference-convolutions winograd2x2|winograd4x4] [--stop-after MINUTES]
 
     Runs docs/PROTOCOL.md sections 3-4 on the optimized kernels: pretraining with InfoNCE (Pix2Rep) and
     Barlow Twins (Pix2Rep-v2); for each labelled budget and seeded draw, linear probing and
@@ -83,6 +83,11 @@ enum ReproduceCommand: VerifyCommand {
                      loss, their messages go to jobs/STAGE.stderr), then assemble the table;
                      the same results as --jobs 1. Default: 2 for the cpu preset on 2 or more
                      workers (measured faster on 2 cores than one process of 2 workers), else 1.
+      --stop-after MINUTES
+                     with --jobs: start no stage that its estimate says would end more than
+                     MINUTES from now, wait for the running ones, and stop without the table
+                     (the run folder resumes the rest), for a machine or job slot that ends at
+                     a known time. A downstream run's estimate is rough: one can still overrun.
       --partial      train nothing: print the table, claims and checks of the stages finished
                      so far (results-partial.md and .csv in the run folder), e.g. while a long
                      run goes on in another process.
@@ -111,6 +116,7 @@ enum ReproduceCommand: VerifyCommand {
     if options.string("stage") != nil && options.string("jobs") != nil && jobs > 1 {
       throw VerifyError("--jobs runs stages in child processes; it does not go with --stage", exitCode: 64)
     }
+    let deadline = try options.stopAfter(jobs: jobs)
     if options.string("stage") != nil && options.flag("fresh") {
       throw VerifyError("--fresh deletes every finished stage of the run folder; it does not go with --stage", exitCode: 64)
     }
@@ -165,12 +171,13 @@ enum ReproduceCommand: VerifyCommand {
       let (estimate, estimatedSeconds, stageSeconds, calibration) = try reproduction.estimateWithStageSeconds()
       say("\(jobs) jobs of \(max(1, workers / jobs)) worker(s); the estimate is for one job: " + estimate)
       if let calibration { say(calibration.text) }
-      try Jobs.run(
+      let finished = try Jobs.run(
         stages: Reproduction.stages(config), stageSeconds: stageSeconds, calibration: calibration, jobs: jobs,
-        arguments: Jobs.childArguments(
+        deadline: deadline, arguments: Jobs.childArguments(
           name, options, values: ["data", "preset", "seed", "init", "max-epochs", "pretraining-steps", "inference-convolutions"], flags: ["lp-cached-features"],
           runDirectory: runDirectory, workers: max(1, workers / jobs)),
         runDirectory: runDirectory) { runDirectory.appendingPathComponent("stages/\($0).json") }
+      guard finished else { return }
       reproduction.earlierWork = (Date().timeIntervalSince(started), estimate, estimatedSeconds)
     }
     let report = try reproduction.run()
